@@ -1,0 +1,1 @@
+"""txpostal: Postal, the open-source mail delivery platform, as Twisted daemons."""

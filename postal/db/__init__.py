@@ -1,0 +1,1 @@
+"""Storage: the schema, migrations, the thread-pool runner and one store module per aggregate."""

@@ -1,0 +1,1 @@
+"""Alembic migrations for the schema in L{postal.db.schema}."""

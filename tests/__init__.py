@@ -1,0 +1,1 @@
+"""txpostal's trial test suite; mirrors the postal package."""

@@ -81,5 +81,6 @@ def both_databases(mixin: type) -> dict[str, type]:
         cases[name] = type(name, (mixin, SynchronousTestCase), {
             "make_engine": lambda self, f=factory: f(self),
             "database": label,
+            "__module__": mixin.__module__,
         })
     return cases

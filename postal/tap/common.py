@@ -1,0 +1,81 @@
+# -*- test-case-name: tests.tap.test_common -*-
+"""
+What every role's tap module shares: the C{--config} option, loading the
+configuration with a clear error, the database pool service and the health
+listener.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import attrs
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import MultiService
+from twisted.internet.endpoints import serverFromString
+from twisted.python import usage
+
+from postal.config import ConfigError, PostalConfig, config_path_from, load_config
+from postal.db.pool import DatabasePool, make_engine
+from postal.health import health_site
+
+__all__ = ["RoleOptions", "load_config_for", "RoleBase", "make_role_base", "tcp_endpoint_string"]
+
+
+class RoleOptions(usage.Options):
+    """C{--config PATH}, defaulting to C{$POSTAL_CONFIG_FILE_PATH}, then C{./postal.yml}."""
+
+    optParameters = [
+        ["config", "c", None,
+         "Path to postal.yml (default: $POSTAL_CONFIG_FILE_PATH, else ./postal.yml)"],
+    ]
+
+
+def load_config_for(options: usage.Options, environ: Any = None) -> PostalConfig:
+    """
+    Load the role's configuration; on a bad file or key, print one line
+    naming the problem and exit with status 1 before anything starts.
+    """
+    env = os.environ if environ is None else environ
+    path = config_path_from(options["config"], env)
+    try:
+        return load_config(path, env)
+    except ConfigError as e:
+        sys.stderr.write(f"postal: configuration error: {e}\n")
+        raise SystemExit(1) from None
+
+
+def tcp_endpoint_string(port: int, interface: str) -> str:
+    """An endpoint description for C{interface:port}, IPv6 literals escaped."""
+    escaped = interface.replace(":", r"\:")
+    return f"tcp:{port}:interface={escaped}"
+
+
+@attrs.frozen
+class RoleBase:
+    """A role's service tree with the pieces every role has already attached."""
+
+    service: MultiService
+    pool: DatabasePool
+    config: PostalConfig
+
+
+def make_role_base(role: str, config: PostalConfig, reactor: Any, health_port: int | None) -> RoleBase:
+    """
+    A MultiService named C{postal-<role>} holding the database pool
+    (started first, stopped last) and, when C{health_port} is given, the
+    health site on 127.0.0.1.
+    """
+    top = MultiService()
+    top.setName(f"postal-{role}")
+    pool = DatabasePool(make_engine(config.database_url, config.database.pool_size), reactor,
+                        threads=config.database.pool_size)
+    pool.setServiceParent(top)
+    if health_port:
+        endpoint = serverFromString(reactor, tcp_endpoint_string(health_port, "127.0.0.1"))
+        health = StreamServerEndpointService(endpoint, health_site(role, pool))
+        health.setName("health")
+        health.setServiceParent(top)
+    return RoleBase(service=top, pool=pool, config=config)

@@ -77,7 +77,7 @@ def both_databases(mixin: type) -> dict[str, type]:
 
     cases = {}
     for label, factory in ENGINES.items():
-        name = mixin.__name__.replace("Mixin", "") + label + "Tests"
+        name = mixin.__name__.lstrip("_").replace("Mixin", "") + label + "Tests"
         cases[name] = type(name, (mixin, SynchronousTestCase), {
             "make_engine": lambda self, f=factory: f(self),
             "database": label,

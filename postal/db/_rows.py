@@ -18,3 +18,10 @@ def to_record(cls: type[_T], row: Any) -> _T:
 
 def to_record_or_none(cls: type[_T], row: Any) -> _T | None:
     return None if row is None else to_record(cls, row)
+
+
+def inserted_id(result: Any) -> int:
+    """The primary key of the row an INSERT made."""
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 import attrs
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from postal.db import schema as s
-from postal.db._rows import to_record, to_record_or_none
+from postal.db._rows import inserted_id, to_record, to_record_or_none
 from postal.errors import Conflict, InvalidInput
 from postal.tokens import credential_key, new_uuid
 
@@ -58,9 +59,9 @@ def create_credential_txn(
     clash = conn.execute(select(s.credentials.c.id).where(s.credentials.c.key == key)).first()
     if clash is not None:
         raise Conflict("that credential key is already in use")
-    values = dict(uuid=new_uuid(), server_id=server_id, type=type, name=name, key=key,
+    values: dict[str, Any] = dict(uuid=new_uuid(), server_id=server_id, type=type, name=name, key=key,
                   hold=hold, created_at=now)
-    cred_id = conn.execute(s.credentials.insert().values(**values)).inserted_primary_key[0]
+    cred_id = inserted_id(conn.execute(s.credentials.insert().values(**values)))
     return Credential(id=cred_id, uuid=values["uuid"], server_id=server_id, type=type,
                       name=name, key=key, hold=hold)
 
@@ -86,7 +87,15 @@ def smtp_ip_credentials_txn(conn: Connection) -> list[Credential]:
     return [to_record(Credential, r) for r in rows]
 
 
-def credential_for_ip(credentials: list[Credential], address: str) -> Credential | None:
+class _HasKey(Protocol):
+    @property
+    def key(self) -> str: ...
+
+
+_C = TypeVar("_C", bound=_HasKey)
+
+
+def credential_for_ip(credentials: Sequence[_C], address: str) -> _C | None:
     """
     The SMTP-IP credential whose network contains C{address}, most specific
     first; IPv4 networks also match IPv4-mapped IPv6 addresses.

@@ -10,7 +10,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection
 
 from postal.db import schema as s
-from postal.db._rows import to_record, to_record_or_none
+from postal.db._rows import inserted_id, to_record, to_record_or_none
 from postal.errors import Conflict, InvalidInput, NotFound
 from postal.keys import generate_rsa_key_pem
 from postal.tokens import dkim_identifier_string, new_uuid, verification_token
@@ -45,6 +45,7 @@ class Domain:
     return_path_status: str | None
     return_path_error: str | None
     use_for_any: bool
+    dkim_ed25519_private_key: str | None = None
 
     @property
     def verified(self) -> bool:
@@ -112,7 +113,7 @@ def create_domain_txn(
         dkim_identifier_string=dkim_identifier_string(), use_for_any=False,
         created_at=now, updated_at=now,
     )
-    domain_id = conn.execute(s.domains.insert().values(**values)).inserted_primary_key[0]
+    domain_id = inserted_id(conn.execute(s.domains.insert().values(**values)))
     return get_domain_txn(conn, domain_id)
 
 

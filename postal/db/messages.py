@@ -14,7 +14,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
 from postal.db import schema as s
-from postal.db._rows import to_record, to_record_or_none
+from postal.db._rows import inserted_id, to_record, to_record_or_none
 from postal.db.stats import increment_period_stats_txn, increment_totals_txn
 from postal.tokens import message_token
 
@@ -123,14 +123,14 @@ def batch_key_for(message: NewMessage) -> str:
 
 def store_transaction_txn(conn: Connection, now: float, transaction: NewTransaction) -> list[StoredMessage]:
     """Store the raw message once, then a message row and a queue row per recipient."""
-    raw_id = conn.execute(s.raw_messages.insert().values(
+    raw_id = inserted_id(conn.execute(s.raw_messages.insert().values(
         server_id=transaction.server_id, data=transaction.raw, size=len(transaction.raw), created_at=now,
-    )).inserted_primary_key[0]
+    )))
     stored = []
     counts = {"outgoing": 0, "incoming": 0}
     for new in transaction.messages:
         token = message_token()
-        message_row_id = conn.execute(s.messages.insert().values(
+        message_row_id = inserted_id(conn.execute(s.messages.insert().values(
             server_id=new.server_id, token=token, scope=new.scope, rcpt_to=new.rcpt_to,
             mail_from=new.mail_from, subject=(new.subject or "")[:200] or None,
             message_id=new.message_id, timestamp=now, route_id=new.route_id,
@@ -140,7 +140,7 @@ def store_transaction_txn(conn: Connection, now: float, transaction: NewTransact
             bounce_for_id=0, tag=new.tag, received_with_ssl=new.received_with_ssl,
             tracked_links=0, tracked_images=0, parsed=False,
             endpoint_id=new.endpoint_id, endpoint_type=new.endpoint_type,
-        )).inserted_primary_key[0]
+        )))
         conn.execute(insert(s.queued_messages).values(
             server_id=new.server_id, message_id=message_row_id,
             domain=recipient_domain(new.rcpt_to), route_id=new.route_id,

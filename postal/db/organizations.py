@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import attrs
 from sqlalchemy import select
@@ -11,7 +12,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from postal.db import schema as s
-from postal.db._rows import to_record, to_record_or_none
+from postal.db._rows import inserted_id, to_record, to_record_or_none
 from postal.errors import Conflict, InvalidInput, NotFound
 from postal.tokens import new_uuid
 
@@ -72,12 +73,12 @@ def create_user_txn(
     ).first()
     if existing is not None:
         raise Conflict(f"a user with e-mail address {email} already exists")
-    values = dict(
+    values: dict[str, Any] = dict(
         uuid=new_uuid(), first_name=first_name, last_name=last_name,
         email_address=email.lower(), password_digest=password_digest, admin=admin,
         time_zone="UTC", created_at=now, updated_at=now,
     )
-    user_id = conn.execute(s.users.insert().values(**values)).inserted_primary_key[0]
+    user_id = inserted_id(conn.execute(s.users.insert().values(**values)))
     return User(id=user_id, uuid=values["uuid"], first_name=first_name, last_name=last_name,
                 email_address=email.lower(), admin=admin)
 
@@ -109,7 +110,7 @@ def create_organization_txn(
         time_zone="UTC", created_at=now, updated_at=now,
     )
     try:
-        org_id = conn.execute(s.organizations.insert().values(**values)).inserted_primary_key[0]
+        org_id = inserted_id(conn.execute(s.organizations.insert().values(**values)))
     except IntegrityError:
         raise Conflict(f"organization permalink {candidate!r} is already taken") from None
     if owner_id is not None:

@@ -55,6 +55,11 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     a crash of the process or the machine, and a generous busy timeout.
     """
     cursor = dbapi_connection.cursor()
+    # Must precede journal_mode=WAL, which writes the header of a new file:
+    # only a database without tables can take it.  Lets the cron role's
+    # retention give freed pages back with PRAGMA incremental_vacuum; a
+    # no-op on databases created before.
+    cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=30000")
@@ -205,10 +210,11 @@ class DatabasePool(Service, TransactionPool):
     ) -> Deferred[_R]:
         if self._pool is None:
             return fail(RuntimeError(f"database pool is not running (transaction {name!r})"))
+        body: Callable[..., _R] = run_transaction_body
         return deferToThreadPool(
             self._reactor,  # type: ignore[arg-type]
             self._pool,
-            run_transaction_body, self._engine, name, fn, *args, **kwargs,
+            body, self._engine, name, fn, *args, **kwargs,
         )
 
 

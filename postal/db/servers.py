@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.engine import Connection
 
 from postal.db import schema as s
-from postal.db._rows import to_record, to_record_or_none
+from postal.db._rows import inserted_id, to_record, to_record_or_none
 from postal.db.organizations import check_permalink, get_organization_by_permalink_txn, make_permalink
 from postal.errors import Conflict, InvalidInput, NotFound
 from postal.tokens import new_uuid, server_token
@@ -61,7 +63,7 @@ class Server:
         return f"{self.organization_permalink}/{self.permalink}"
 
 
-def _server_query():  # type: ignore[no-untyped-def]
+def _server_query() -> Select[Any]:
     return select(
         s.servers,
         s.organizations.c.permalink.label("organization_permalink"),
@@ -102,13 +104,13 @@ def create_server_txn(
     token = server_token()
     while conn.execute(select(s.servers.c.id).where(s.servers.c.token == token)).first():
         token = server_token()
-    server_id = conn.execute(s.servers.insert().values(
+    server_id = inserted_id(conn.execute(s.servers.insert().values(
         uuid=new_uuid(), organization_id=org.id, name=name, permalink=link, token=token,
         mode=mode, message_retention_days=60, raw_message_retention_days=30,
         raw_message_retention_size=2048, spam_threshold=spam_threshold,
         spam_failure_threshold=spam_failure_threshold, allow_sender=False,
         privacy_mode=False, log_smtp_data=False, created_at=now, updated_at=now,
-    )).inserted_primary_key[0]
+    )))
     return get_server_txn(conn, server_id)
 
 

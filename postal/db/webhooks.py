@@ -13,9 +13,10 @@ from typing import Any, Mapping, Sequence
 import attrs
 from sqlalchemy import exists, or_, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from postal.db import schema as s
-from postal.db._rows import to_record
+from postal.db._rows import inserted_id, to_record
 from postal.errors import InvalidInput
 from postal.tokens import new_uuid
 
@@ -52,9 +53,9 @@ def create_webhook_txn(
     for event in events:
         if event not in WEBHOOK_EVENTS:
             raise InvalidInput(f"unknown webhook event {event!r} (one of {', '.join(WEBHOOK_EVENTS)})")
-    values = dict(uuid=new_uuid(), server_id=server_id, name=name, url=url, enabled=True,
+    values: dict[str, Any] = dict(uuid=new_uuid(), server_id=server_id, name=name, url=url, enabled=True,
                   all_events=all_events, sign=True, created_at=now)
-    webhook_id = conn.execute(s.webhooks.insert().values(**values)).inserted_primary_key[0]
+    webhook_id = inserted_id(conn.execute(s.webhooks.insert().values(**values)))
     if not all_events:
         for event in dict.fromkeys(events):
             conn.execute(s.webhook_events.insert().values(webhook_id=webhook_id, event=event, created_at=now))
@@ -66,7 +67,7 @@ def webhooks_for_event_txn(conn: Connection, server_id: int, event: str) -> list
     subscribed = exists().where(
         s.webhook_events.c.webhook_id == s.webhooks.c.id, s.webhook_events.c.event == event
     )
-    condition = s.webhooks.c.all_events.is_(True)
+    condition: ColumnElement[bool] = s.webhooks.c.all_events.is_(True)
     if event in WEBHOOK_EVENTS:
         condition = or_(condition, subscribed)
     rows = conn.execute(select(s.webhooks).where(

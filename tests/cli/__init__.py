@@ -1,0 +1,1 @@
+"""Tests for the C{postal} command line."""

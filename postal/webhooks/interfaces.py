@@ -1,0 +1,31 @@
+# -*- test-case-name: tests.webhooks.test_sender -*-
+"""
+The queue the webhook sender works from; L{postal.db.webhook_requests.SQLWebhookQueue}
+implements it over the database pool.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+from twisted.internet.defer import Deferred
+from zope.interface import Interface
+
+if TYPE_CHECKING:  # records only: the store module implements this interface
+    from postal.db.webhook_requests import AttemptOutcome, WebhookRequest
+
+__all__ = ["IWebhookQueue"]
+
+
+class IWebhookQueue(Interface):
+    def claim(now: float, holder: str, lease_seconds: float, limit: int) -> Deferred[list[WebhookRequest]]:
+        """Lease up to C{limit} due requests to C{holder}."""
+
+    def finish(now: float, outcomes: Sequence[AttemptOutcome]) -> Deferred[list[bool]]:
+        """
+        Log attempts and delete or reschedule their requests, in one
+        transaction (False for an attempt whose lease was lost).
+        """
+
+    def release(holder: str) -> Deferred[int]:
+        """Give back C{holder}'s leases."""

@@ -1,0 +1,49 @@
+# -*- test-case-name: tests.webhooks.test_end_to_end -*-
+"""
+Building the webhook sender for a role's service tree (the worker role, or
+the all-in-one process): the signing key, treq over a persistent connection
+pool, and the SQL queue.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+import treq
+from twisted.application.service import IService
+from twisted.web.client import Agent, HTTPConnectionPool
+
+from postal._version import __version__
+from postal.config import PostalConfig
+from postal.db.pool import TransactionPool
+from postal.db.webhook_requests import SQLWebhookQueue
+from postal.keys import ensure_signing_key
+from postal.webhooks.sender import WebhookSender
+from postal.webhooks.signing import signer_from_file
+
+__all__ = ["build_webhook_sender", "WEBHOOK_CONCURRENCY"]
+
+#: Webhook requests in flight at once per process.
+WEBHOOK_CONCURRENCY = 50
+
+
+def build_webhook_sender(config: PostalConfig, reactor: Any, pool: TransactionPool) -> IService:
+    """The webhook sender service (named C{webhook-sender}); it does not own C{pool}."""
+    key_path = config.postal.signing_key_path or os.path.join(config.root, "signing.key")
+    ensure_signing_key(key_path)
+    connections = HTTPConnectionPool(reactor, persistent=True)
+    connections.maxPersistentPerHost = WEBHOOK_CONCURRENCY
+    http = treq.client.HTTPClient(Agent(reactor, pool=connections))
+    return WebhookSender(
+        queue=SQLWebhookQueue(pool),
+        http=http,
+        clock=reactor,
+        signer=signer_from_file(key_path),
+        holder=f"{socket.gethostname()}:{os.getpid()}:webhooks",
+        user_agent=f"Postal/{__version__}",
+        concurrency=WEBHOOK_CONCURRENCY,
+        poll_interval=config.worker.poll_interval,
+        close_connections=connections.closeCachedConnections,
+    )

@@ -1,0 +1,1 @@
+"""Tests for L{postal.supervisor}, the supervisor's tap and its CLI verbs."""

@@ -1,0 +1,291 @@
+# -*- test-case-name: tests.delivery.test_worker -*-
+"""
+The worker's claim loop: claim a destination's batch with a lease, decide
+each message (L{postal.delivery.outgoing}), send over up to
+C{per_destination} reused connections, and record outcomes with group
+commit.  At most C{concurrency} messages are held at once; leases are
+renewed while held; on stop, unstarted messages are released and started
+ones finish.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Callable, Protocol, Sequence
+
+import attrs
+from prometheus_client import Counter, Gauge
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from postal.db.deliveries import DeliveryRecord, WorkItem, claim_work_txn, record_deliveries_txn
+from postal.db.pool import TransactionPool
+from postal.db.queue import release_txn, renew_leases_txn
+from postal.delivery.outgoing import (
+    Decision, Drop, KeyCache, Policy, SendPlan, decide, error_record, record_for_result,
+)
+from postal.delivery.sender import SendResult
+
+__all__ = ["DeliveryWorker", "IMessageSender"]
+
+log = Logger()
+
+DELIVERIES = Counter("postal_worker_deliveries_total", "Delivery outcomes recorded.", ["status"])
+IN_FLIGHT = Gauge("postal_worker_in_flight", "Messages claimed and not yet recorded.")
+ERRORS = Counter("postal_worker_errors_total", "Internal errors in the worker loop.")
+
+
+def _inline(fn: Callable[..., Any], *args: Any) -> Deferred[Any]:
+    return succeed(fn(*args))
+
+
+class IMessageSender(Protocol):
+    async def send(self, domain: str, mail_from: str, rcpt_to: str, data: bytes) -> SendResult: ...
+
+    def close_idle(self) -> Deferred[list[None]]: ...
+
+
+@attrs.define(eq=False)
+class _Destination:
+    key: str
+    plans: deque[SendPlan] = attrs.field(factory=deque)
+    lanes: int = 0
+
+
+@attrs.define(eq=False)
+class DeliveryWorker(Service):
+    """A Service claiming and delivering outgoing messages."""
+
+    _clock: IReactorTime
+    _pool: TransactionPool
+    _sender: IMessageSender
+    _policy: Policy
+    _keys: KeyCache
+    _holder: str
+    _concurrency: int = 100
+    _per_destination: int = 10
+    _lease_seconds: float = 300.0
+    _poll_interval: float = 5.0
+    _batch_size: int = 100
+    #: Runs the batch's decisions (DKIM signing): inline by default, a thread in production.
+    _run_in_thread: Callable[..., Deferred[Any]] = attrs.field(default=_inline)
+    _held: dict[int, WorkItem] = attrs.field(factory=dict)
+    _destinations: dict[str, _Destination] = attrs.field(factory=dict)
+    _pending: list[tuple[DeliveryRecord, int]] = attrs.field(factory=list)
+    _flushing: bool = False
+    _claiming: bool = False
+    _again: bool = False
+    _stopping: bool = False
+    _poll: IDelayedCall | None = None
+    _renewer: LoopingCall | None = None
+    _idle_waiters: list[Deferred[None]] = attrs.field(factory=list)
+
+    def __attrs_post_init__(self) -> None:
+        self.name = "delivery-worker"
+
+    # ------------------------------------------------------------ lifecycle
+
+    def startService(self) -> None:
+        super().startService()  # type: ignore[no-untyped-call]
+        self._stopping = False
+        self._renewer = LoopingCall(self._renew)
+        self._renewer.clock = self._clock
+        self._renewer.start(self._lease_seconds / 3, now=False).addErrback(
+            lambda f: log.failure("Lease renewal loop stopped", f))
+        self.wake()
+
+    def stopService(self) -> Deferred[None]:  # type: ignore[override]
+        super().stopService()  # type: ignore[no-untyped-call]
+        self._stopping = True
+        if self._poll is not None and self._poll.active():
+            self._poll.cancel()
+        if self._renewer is not None and self._renewer.running:
+            self._renewer.stop()
+        return Deferred.fromCoroutine(self._drain())
+
+    async def _drain(self) -> None:
+        unstarted = [plan.item.queued.id for d in self._destinations.values() for plan in d.plans]
+        for destination in self._destinations.values():
+            destination.plans.clear()
+        for queue_id in unstarted:
+            self._held.pop(queue_id, None)
+        if unstarted:
+            await self._pool.run_in_transaction("release_claims", release_txn, self._holder, unstarted)
+            log.info("Released {count} claimed messages on shutdown", count=len(unstarted))
+        if self._held:
+            d: Deferred[None] = Deferred()
+            self._idle_waiters.append(d)
+            await d
+        IN_FLIGHT.set(0)
+        await self._sender.close_idle()
+
+    def _check_idle(self) -> None:
+        IN_FLIGHT.set(len(self._held))
+        if not self._held and not self._pending:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for d in waiters:
+                d.callback(None)
+
+    # ------------------------------------------------------------ claiming
+
+    def wake(self) -> None:
+        """New work may be ready: claim now (the L{IWakeup} subscriber)."""
+        if not self.running or self._stopping:
+            return
+        if self._claiming:
+            self._again = True
+            return
+        Deferred.fromCoroutine(self._fill()).addErrback(self._loop_failed)
+
+    def _loop_failed(self, failure: Any) -> None:
+        ERRORS.inc()
+        log.failure("Claim loop failed", failure)
+        self._schedule_poll()
+
+    def _schedule_poll(self) -> None:
+        if self._stopping:
+            return
+        if self._poll is not None and self._poll.active():
+            self._poll.cancel()
+        self._poll = self._clock.callLater(self._poll_interval, self.wake)
+
+    def _saturated(self) -> list[str]:
+        return [k for k, d in self._destinations.items() if d.lanes >= self._per_destination]
+
+    async def _fill(self) -> None:
+        self._claiming = True
+        try:
+            while not self._stopping:
+                self._again = False
+                free = self._concurrency - len(self._held)
+                if free <= 0:
+                    return
+                items = await self._pool.run_in_transaction(
+                    "claim_work", claim_work_txn, self._clock.seconds(), self._holder, self._lease_seconds,
+                    min(self._batch_size, free), self._saturated(), "outgoing-")
+                if not items:
+                    if not self._again:
+                        break
+                    continue
+                await self._start(items)
+        finally:
+            self._claiming = False
+        self._schedule_poll()
+
+    def _decide_all(self, items: Sequence[WorkItem], now: float) -> list[Decision]:
+        """Decide (and DKIM-sign) a batch; may run on a thread: it touches no shared state but keys."""
+        decisions: list[Decision] = []
+        for item in items:
+            try:
+                decisions.append(decide(item, self._policy, self._keys, self._holder, now))
+            except Exception as e:
+                ERRORS.inc()
+                log.failure("Deciding message {message_id} failed", message_id=item.queued.message_id)
+                decisions.append(error_record(item, self._policy, self._holder, now, repr(e)))
+        return decisions
+
+    async def _start(self, items: Sequence[WorkItem]) -> None:
+        for item in items:
+            self._held[item.queued.id] = item
+        IN_FLIGHT.set(len(self._held))
+        decisions = await self._run_in_thread(self._decide_all, items, self._clock.seconds())
+        unstarted: list[int] = []
+        for item, decision in zip(items, decisions):
+            if isinstance(decision, Drop):
+                self._add_record(_drop_record(item, self._holder), item.queued.id)
+            elif isinstance(decision, DeliveryRecord):
+                self._add_record(decision, item.queued.id)
+            elif self._stopping:
+                unstarted.append(item.queued.id)
+            else:
+                key = item.queued.batch_key or decision.domain
+                self._destinations.setdefault(key, _Destination(key)).plans.append(decision)
+        if unstarted:
+            await self._pool.run_in_transaction("release_claims", release_txn, self._holder, unstarted)
+            for queue_id in unstarted:
+                self._held.pop(queue_id, None)
+            self._check_idle()
+        for destination in list(self._destinations.values()):
+            wanted = min(self._per_destination, destination.lanes + len(destination.plans))
+            for _ in range(wanted - destination.lanes):
+                destination.lanes += 1
+                Deferred.fromCoroutine(self._lane(destination)).addErrback(self._loop_failed)
+
+    # ------------------------------------------------------------ sending
+
+    async def _lane(self, destination: _Destination) -> None:
+        """One connection's worth of work: send the destination's plans one after another."""
+        try:
+            while destination.plans and not self._stopping:
+                plan = destination.plans.popleft()
+                await self._send(plan)
+        finally:
+            destination.lanes -= 1
+            if destination.lanes == 0 and not destination.plans:
+                self._destinations.pop(destination.key, None)
+            if not self._stopping:
+                self.wake()
+
+    async def _send(self, plan: SendPlan) -> None:
+        started = self._clock.seconds()
+        try:
+            result = await self._sender.send(plan.domain, plan.mail_from, plan.rcpt_to, plan.data)
+            now = self._clock.seconds()
+            record = record_for_result(plan, result, self._policy, self._holder, now, now - started)
+        except Exception as e:
+            ERRORS.inc()
+            log.failure("Sending message {message_id} failed", message_id=plan.item.queued.message_id)
+            record = error_record(plan.item, self._policy, self._holder, self._clock.seconds(), repr(e))
+        self._add_record(record, plan.item.queued.id)
+
+    # ------------------------------------------------------------ recording
+
+    def _add_record(self, record: DeliveryRecord, queue_id: int) -> None:
+        self._pending.append((record, queue_id))
+        if not self._flushing:
+            Deferred.fromCoroutine(self._flush()).addErrback(self._loop_failed)
+
+    async def _flush(self) -> None:
+        """Group commit: everything pending goes in one transaction; repeat while more arrive."""
+        self._flushing = True
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await self._pool.run_in_transaction(
+                        "record_deliveries", record_deliveries_txn, self._clock.seconds(), [r for r, _ in batch])
+                except Exception:
+                    ERRORS.inc()
+                    log.failure("Recording {count} deliveries failed; retrying", count=len(batch))
+                    self._pending = batch + self._pending
+                    await _sleep(self._clock, 1.0)
+                    continue
+                for record, queue_id in batch:
+                    DELIVERIES.labels(record.status).inc()
+                    self._held.pop(queue_id, None)
+        finally:
+            self._flushing = False
+        self._check_idle()
+        self.wake()
+
+    async def _renew(self) -> None:
+        ids = list(self._held)
+        if ids:
+            await self._pool.run_in_transaction("renew_leases", renew_leases_txn, self._clock.seconds(),
+                                                self._holder, ids, self._lease_seconds)
+
+
+def _drop_record(item: WorkItem, holder: str) -> DeliveryRecord:
+    """A record whose message is gone: storing it only deletes the queue row."""
+    return DeliveryRecord(queue_id=item.queued.id, message_id=item.queued.message_id,
+                          server_id=item.queued.server_id, status="Error", details="", holder=holder)
+
+
+def _sleep(clock: IReactorTime, seconds: float) -> Deferred[None]:
+    d: Deferred[None] = Deferred()
+    clock.callLater(seconds, d.callback, None)
+    return d
+

@@ -1,0 +1,72 @@
+# -*- test-case-name: tests.delivery.test_cli_queue -*-
+"""
+Tests for L{postal.cli.queue}: the C{postal queue} verbs, run against a
+migrated SQLite database through their own parser (until C{postal.cli.main}
+registers them, this is how they are reached).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+from typing import Any
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from postal.cli import queue
+from postal.cli._context import CommandContext, Runtime
+from postal.config import default_config
+from postal.db.migrate import upgrade
+from postal.db.pool import SynchronousDatabasePool, make_engine
+from postal.errors import InvalidInput
+from postal.testing import FakeResolver
+from tests.delivery.helpers import make_account, queue_messages
+
+
+class QueueCommandTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        self.url = f"sqlite:///{folder}/postal.sqlite"
+        engine = make_engine(self.url)
+        upgrade(engine)
+        self.addCleanup(engine.dispose)
+        self.pool = SynchronousDatabasePool(engine)
+        self.account = make_account(self.pool)
+        self.stored = queue_messages(self.pool, self.account, ["a@one.test", "b@two.test", "c@two.test"])
+        self.config = default_config(folder, database={"url": self.url})
+        common = argparse.ArgumentParser(add_help=False)
+        common.add_argument("--json", action="store_true")
+        self.parser = argparse.ArgumentParser()
+        queue.register(self.parser.add_subparsers(dest="command"), common)
+
+    def run_verb(self, *argv: str) -> Any:
+        args = self.parser.parse_args(["queue", *argv, "--json"])
+        out = io.StringIO()
+        runtime = Runtime(clock=Clock(), resolver_for=lambda c: FakeResolver(), wait=lambda start: None)
+        ctx = CommandContext(args, self.config, runtime, out)
+        try:
+            args.handler(ctx)
+        finally:
+            ctx.close()
+        return json.loads(out.getvalue())
+
+    def test_list_retry_remove(self) -> None:
+        """list shows queued messages; retry and remove act on a domain or on ids."""
+        listed = self.run_verb("list", "acme/mail")
+        self.assertEqual([m["domain"] for m in listed["messages"]], ["one.test", "two.test", "two.test"])
+        self.assertEqual(self.run_verb("retry", "acme/mail", "--domain", "two.test"), {"retried": 2})
+        self.assertEqual(self.run_verb("remove", "acme/mail", "--id", str(self.stored[0].id)), {"removed": 1})
+        self.assertEqual(len(self.run_verb("list", "acme/mail")["messages"]), 2)
+
+    def test_bulk_verbs_need_a_selection(self) -> None:
+        """retry, remove, release and cancel-hold refuse to run without --id, --domain or --all."""
+        self.assertRaises(InvalidInput, self.run_verb, "remove", "acme/mail")
+
+    def test_release_and_cancel_hold_act_on_held_messages(self) -> None:
+        """release and cancel-hold count only held messages."""
+        self.assertEqual(self.run_verb("release", "acme/mail", "--all"), {"released": 0})
+        self.assertEqual(self.run_verb("cancel-hold", "acme/mail", "--all"), {"cancelled": 0})

@@ -148,6 +148,11 @@ class WorkerSettings:
 @attrs.frozen
 class CronSettings:
     health_port: int = _int(9092)
+    #: A standby cron process takes over within this many seconds of the
+    #: active one dying.
+    lease_seconds: int = _int(60)
+    #: Rows deleted or updated per transaction by retention and pruning.
+    batch_size: int = _int(500)
 
 
 @attrs.frozen
@@ -203,6 +208,10 @@ class SMTPSettings:
 class SMTPClientSettings:
     open_timeout: float = _float(30.0)
     read_timeout: float = _float(30.0)
+    #: PEM bundle of CAs trusted for STARTTLS/TLS verification (default: the system store).
+    ca_file: str | None = _path(None)
+    #: Seconds an idle outbound connection is kept for reuse.
+    idle_timeout: float = _float(10.0)
 
 
 @attrs.frozen
@@ -306,6 +315,12 @@ def _group_class(name: str) -> type[Any]:
     return cls
 
 
+#: Postal's own spelling of keys we renamed, so a Postal file loads as written.
+_POSTAL_ALIASES = {
+    ("worker", "default_health_server_port"): "health_port",
+    ("smtp_server", "default_health_server_port"): "health_port",
+}
+
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 
@@ -365,6 +380,7 @@ def _build_group(
 ) -> Any:
     cls = _group_class(group)
     fields = {f.name: f for f in attrs.fields(cls)}
+    raw = {_POSTAL_ALIASES.get((group, key), key): value for key, value in raw.items()}
     for key in raw:
         if key not in fields:
             raise ConfigError(f"{group}.{key}: unknown key")
@@ -387,39 +403,75 @@ def _build_group(
     return attrs.evolve(instance, **changes)
 
 
+def _check_ports(config: PostalConfig) -> None:
+    """Every C{*port} key, in every group, is a TCP port number (0 disables)."""
+    for group in _GROUPS:
+        settings = getattr(config, group)
+        for field in attrs.fields(type(settings)):
+            if field.metadata[_KIND] != "int" or not field.name.endswith("port"):
+                continue
+            value = getattr(settings, field.name)
+            if value is not None and value > 65535:
+                raise ConfigError(f"{group}.{field.name}: {value} is not a TCP port (0-65535)")
+
+
+#: Driver names we accept, and the SQLAlchemy driver each one means.
+_DRIVERS = {
+    "sqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite",
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+}
+
+
+def _normalised_database_url(url: str | None, root: str) -> str | None:
+    """
+    C{url} with the driver we ship (psycopg 3) spelled out, so a Postal-style
+    C{postgresql://} or C{postgres://} URL works as written, and a relative
+    SQLite path made relative to the config file's folder.
+
+    @raise ConfigError: the URL cannot be parsed or names another database.
+    """
+    if not url:
+        return None
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"database.url: {url!r} is not a database URL "
+                          "(e.g. postgresql://user@host/db or sqlite:///path)") from None
+    driver = _DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise ConfigError(f"database.url: unsupported database {parsed.drivername!r} "
+                          "(use sqlite or postgresql)")
+    parsed = parsed.set(drivername=driver)
+    if driver == "sqlite" and parsed.database and parsed.database != ":memory:":
+        parsed = parsed.set(database=_resolve(root, parsed.database))
+    return parsed.render_as_string(hide_password=False)
+
+
 def _validate(config: PostalConfig) -> None:
     """Checks that span keys or need more than a type."""
-    ports = {
-        "web_server.default_port": config.web_server.default_port,
-        "smtp_server.default_port": config.smtp_server.default_port,
-        "smtp_server.health_port": config.smtp_server.health_port,
-        "worker.health_port": config.worker.health_port,
-        "cron.health_port": config.cron.health_port,
-        "requeuer.health_port": config.requeuer.health_port,
-        "fast.health_port": config.fast.health_port,
-        "fast.http_port": config.fast.http_port,
-        "fast.https_port": config.fast.https_port,
+    _check_ports(config)
+    at_least_one = {
+        "smtp_server.max_message_size": config.smtp_server.max_message_size,
+        "worker.concurrency": config.worker.concurrency,
+        "database.pool_size": config.database.pool_size,
     }
-    for key, port in ports.items():
-        if port > 65535:
-            raise ConfigError(f"{key}: {port} is not a TCP port (0-65535)")
-    if config.web_server.tls_port > 65535 or config.smtp_server.tls_port > 65535:
-        raise ConfigError("tls_port: not a TCP port (0-65535)")
-    if config.smtp_server.max_message_size < 1:
-        raise ConfigError("smtp_server.max_message_size: must be at least 1 (MB)")
-    if config.worker.concurrency < 1:
-        raise ConfigError("worker.concurrency: must be at least 1")
+    for key, value in at_least_one.items():
+        if value < 1:
+            raise ConfigError(f"{key}: must be at least 1, got {value}")
     if config.postal.web_protocol not in ("http", "https"):
         raise ConfigError("postal.web_protocol: must be http or https")
-    url = config.database_url
-    if not (url.startswith("sqlite") or url.startswith("postgresql")):
-        raise ConfigError(f"database.url: unsupported database {url.split(':', 1)[0]!r} (use sqlite or postgresql)")
     for relay in config.postal.smtp_relays:
         if not relay.startswith("smtp://"):
             raise ConfigError(f"postal.smtp_relays: {relay!r} must look like smtp://host:port?ssl_mode=Auto")
     for server in config.dns.nameservers:
-        host, _, port = server.rpartition(":")
-        if not host or not port.isdigit():
+        host, _, port_text = server.rpartition(":")
+        if not host or not port_text.isdigit() or int(port_text) > 65535:
             raise ConfigError(f"dns.nameservers: {server!r} must be host:port")
 
 
@@ -446,6 +498,8 @@ def build_config(
     for group in _GROUPS:
         raw = data.get(group) or {}
         groups[group] = _build_group(group, raw, environ, root)
+    groups["database"] = attrs.evolve(
+        groups["database"], url=_normalised_database_url(groups["database"].url, root))
     config = PostalConfig(root=root, source=source, **groups)
     _validate(config)
     return config

@@ -182,12 +182,12 @@ class DatabasePool(Service, TransactionPool):
         return self._engine.dialect.name
 
     def startService(self) -> None:
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]
         self._pool = ThreadPool(minthreads=1, maxthreads=self._threads, name="postal-db")
         self._pool.start()
 
     def stopService(self) -> Deferred[None]:  # type: ignore[override]
-        super().stopService()
+        super().stopService()  # type: ignore[no-untyped-call]
         pool = self._pool
         if pool is None:
             return succeed(None)

@@ -20,8 +20,9 @@ from twisted.python import usage
 from postal.config import ConfigError, PostalConfig, config_path_from, load_config
 from postal.db.pool import DatabasePool, make_engine
 from postal.health import health_site
+from postal.logs import LogFileService, observer_for
 
-__all__ = ["RoleOptions", "load_config_for", "RoleBase", "make_role_base", "tcp_endpoint_string"]
+__all__ = ["RoleOptions", "load_config_for", "load_config_from_path", "RoleBase", "make_role_base", "tcp_endpoint_string"]
 
 
 class RoleOptions(usage.Options):
@@ -35,11 +36,20 @@ class RoleOptions(usage.Options):
 
 def load_config_for(options: usage.Options, environ: Any = None) -> PostalConfig:
     """
-    Load the role's configuration; on a bad file or key, print one line
+    Load the role's configuration from C{--config}, else
+    C{$POSTAL_CONFIG_FILE_PATH}, else C{./postal.yml}; see
+    L{load_config_from_path}.
+    """
+    env = os.environ if environ is None else environ
+    return load_config_from_path(config_path_from(options["config"], env), env)
+
+
+def load_config_from_path(path: str, environ: Any = None) -> PostalConfig:
+    """
+    Load the configuration at C{path}; on a bad file or key, print one line
     naming the problem and exit with status 1 before anything starts.
     """
     env = os.environ if environ is None else environ
-    path = config_path_from(options["config"], env)
     try:
         return load_config(path, env)
     except ConfigError as e:
@@ -62,20 +72,26 @@ class RoleBase:
     config: PostalConfig
 
 
-def make_role_base(role: str, config: PostalConfig, reactor: Any, health_port: int | None) -> RoleBase:
+def make_role_base(
+    role: str, config: PostalConfig, reactor: Any, health_port: int | None, *, log_to_file: bool = True,
+) -> RoleBase:
     """
     A MultiService named C{postal-<role>} holding the database pool
-    (started first, stopped last) and, when C{health_port} is given, the
-    health site on 127.0.0.1.
+    (started first, stopped last) and, when C{health_port} is given (not 0),
+    the health site on 127.0.0.1.
+
+    With C{log_to_file} (every twistd plugin role) the top service is a
+    L{LogFileService} writing C{log/<role>.log} while the tree runs;
+    C{postal.tac} passes False because it installs the observer itself.
     """
-    top = MultiService()
+    top = LogFileService(observer_for(role, config)) if log_to_file else MultiService()
     top.setName(f"postal-{role}")
     pool = DatabasePool(make_engine(config.database_url, config.database.pool_size), reactor,
                         threads=config.database.pool_size)
-    pool.setServiceParent(top)
+    pool.setServiceParent(top)  # type: ignore[no-untyped-call]
     if health_port:
         endpoint = serverFromString(reactor, tcp_endpoint_string(health_port, "127.0.0.1"))
-        health = StreamServerEndpointService(endpoint, health_site(role, pool))
+        health = StreamServerEndpointService(endpoint, health_site(role, pool, reactor))
         health.setName("health")
         health.setServiceParent(top)
     return RoleBase(service=top, pool=pool, config=config)

@@ -19,7 +19,17 @@ _UPPER_ALNUM = string.ascii_uppercase + string.digits
 
 
 def random_alphanumeric(length: int, alphabet: str = _ALNUM) -> str:
-    return "".join(secrets.choice(alphabet) for _ in range(length))
+    """
+    C{length} characters drawn uniformly from C{alphabet}, from one read of
+    the system's CSPRNG (bytes past the largest multiple of the alphabet's
+    size are rejected, so there is no modulo bias).
+    """
+    size = len(alphabet)
+    limit = 256 - 256 % size
+    out: list[str] = []
+    while len(out) < length:
+        out.extend(alphabet[b % size] for b in secrets.token_bytes(2 * (length - len(out))) if b < limit)
+    return "".join(out[:length])
 
 
 def new_uuid() -> str:

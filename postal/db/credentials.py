@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from typing import Any, Protocol, Sequence, TypeVar
 
 import attrs
 from sqlalchemy import select, update

@@ -159,11 +159,66 @@ def store_transaction_txn(conn: Connection, now: float, transaction: NewTransact
     return stored
 
 
+# Built once: a statement with per-row parameters (executemany) costs a
+# fraction of one built per row, which dominates a group commit's time.
+_INSERT_RAW = insert(s.raw_messages).returning(s.raw_messages.c.id, sort_by_parameter_order=True)
+_INSERT_MESSAGE = insert(s.messages).returning(s.messages.c.id, sort_by_parameter_order=True)
+_INSERT_QUEUED = insert(s.queued_messages)
+
+
+def _message_row(new: NewMessage, token: str, now: float, size: int, raw_id: int) -> dict[str, object]:
+    return dict(
+        server_id=new.server_id, token=token, scope=new.scope, rcpt_to=new.rcpt_to,
+        mail_from=new.mail_from, subject=(new.subject or "")[:200] or None,
+        message_id=new.message_id, timestamp=now, route_id=new.route_id,
+        domain_id=new.domain_id, credential_id=new.credential_id, status="Pending",
+        held=False, size=size, raw_message_id=raw_id,
+        inspected=False, spam=False, spam_score=0, threat=False, bounce=new.bounce,
+        bounce_for_id=0, tag=new.tag, received_with_ssl=new.received_with_ssl,
+        tracked_links=0, tracked_images=0, parsed=False,
+        endpoint_id=new.endpoint_id, endpoint_type=new.endpoint_type,
+    )
+
+
 def store_transactions_txn(
     conn: Connection, now: float, transactions: Sequence[NewTransaction],
 ) -> list[list[StoredMessage]]:
-    """Group commit: several received transactions in one database transaction."""
-    return [store_transaction_txn(conn, now, t) for t in transactions]
+    """
+    Group commit: several received transactions in one database transaction,
+    with one multi-row INSERT per table and the statistics added once per
+    server.  Same rows as L{store_transaction_txn} for each transaction.
+    """
+    if not transactions:
+        return []
+    raw_ids = [row[0] for row in conn.execute(_INSERT_RAW, [
+        dict(server_id=t.server_id, data=t.raw, size=len(t.raw), created_at=now) for t in transactions
+    ])]
+    news = [(new, raw_id, len(t.raw), message_token())
+            for t, raw_id in zip(transactions, raw_ids) for new in t.messages]
+    if not news:
+        return [[] for _ in transactions]
+    message_ids = [row[0] for row in conn.execute(_INSERT_MESSAGE, [
+        _message_row(new, token, now, size, raw_id) for new, raw_id, size, token in news
+    ])]
+    conn.execute(_INSERT_QUEUED, [
+        dict(server_id=new.server_id, message_id=message_id, domain=recipient_domain(new.rcpt_to),
+             route_id=new.route_id, attempts=0, manual=False, batch_key=batch_key_for(new),
+             created_at=now)
+        for (new, _, _, _), message_id in zip(news, message_ids)
+    ])
+    per_server: dict[int, dict[str, int]] = {}
+    for new, _, _, _ in news:
+        bucket = per_server.setdefault(new.server_id, {"outgoing": 0, "incoming": 0})
+        bucket[new.scope] += 1
+    for server_id, server_counts in per_server.items():
+        increment_period_stats_txn(conn, server_id, now, server_counts)
+    increment_totals_txn(conn, sum(c["outgoing"] for c in per_server.values()),
+                         sum(c["incoming"] for c in per_server.values()))
+    stored = iter(
+        StoredMessage(id=message_id, token=token, rcpt_to=new.rcpt_to, message_id=new.message_id)
+        for (new, _, _, token), message_id in zip(news, message_ids)
+    )
+    return [[next(stored) for _ in t.messages] for t in transactions]
 
 
 def get_message_txn(conn: Connection, server_id: int, message_id: int) -> Message | None:

@@ -1,0 +1,117 @@
+# -*- test-case-name: tests.intake.test_recipients -*-
+"""
+The values intake logic works with.  The storage layer builds them from its
+own records, so logic never depends on SQLAlchemy types.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+__all__ = [
+    "ServerInfo", "CredentialInfo", "EndpointRef", "RouteInfo", "DomainInfo",
+    "AcceptedRecipient", "QueuedMessage", "ReceivedTransaction",
+]
+
+
+@attrs.frozen
+class ServerInfo:
+    """What intake needs to know about a mail server."""
+
+    id: int
+    organization_id: int
+    path: str  # org/server
+    token: str
+    suspended: bool
+    privacy_mode: bool = False
+    allow_sender: bool = False
+    log_smtp_data: bool = False
+
+
+@attrs.frozen
+class CredentialInfo:
+    """An SMTP or SMTP-IP credential and the server it belongs to."""
+
+    id: int
+    type: str
+    key: str
+    hold: bool
+    server: ServerInfo
+
+
+@attrs.frozen
+class EndpointRef:
+    type: str | None
+    id: int | None
+
+
+@attrs.frozen
+class RouteInfo:
+    """A route: where mail for C{name@domain_name} goes."""
+
+    id: int
+    name: str
+    token: str
+    mode: str  # Endpoint, Accept, Hold, Bounce, Reject
+    domain_name: str | None
+    server: ServerInfo
+    endpoints: tuple[EndpointRef, ...] = (EndpointRef(None, None),)
+
+
+@attrs.frozen
+class DomainInfo:
+    id: int
+    name: str
+    use_for_any: bool = False
+
+
+@attrs.frozen
+class AcceptedRecipient:
+    """
+    A recipient RCPT TO accepted, and how its message rows will look.
+
+    C{credential} is set for outgoing mail (also after an SMTP-IP match, which
+    authenticates the session); C{route} for incoming mail; C{bounce} for mail
+    to a return path.
+    """
+
+    rcpt_to: str
+    scope: str  # outgoing or incoming
+    server: ServerInfo
+    credential: CredentialInfo | None = None
+    route: RouteInfo | None = None
+    bounce: bool = False
+
+    @property
+    def kind(self) -> str:
+        """Postal's metric label: outgoing, incoming or bounce."""
+        return "bounce" if self.bounce else self.scope
+
+
+@attrs.frozen
+class QueuedMessage:
+    """One message row (and queue row) to create: mirrors the store's record."""
+
+    scope: str
+    rcpt_to: str
+    mail_from: str
+    server_id: int
+    subject: str | None = None
+    message_id: str | None = None
+    domain_id: int | None = None
+    credential_id: int | None = None
+    route_id: int | None = None
+    endpoint_id: int | None = None
+    endpoint_type: str | None = None
+    received_with_ssl: bool | None = None
+    bounce: bool = False
+    tag: str | None = None
+
+
+@attrs.frozen
+class ReceivedTransaction:
+    """One raw message (Received header included) and its message rows."""
+
+    server_id: int
+    raw: bytes
+    messages: tuple[QueuedMessage, ...]

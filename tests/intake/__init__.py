@@ -1,0 +1,1 @@
+"""Tests for SMTP intake logic."""

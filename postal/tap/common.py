@@ -13,7 +13,8 @@ from typing import Any
 
 import attrs
 from twisted.application.internet import StreamServerEndpointService
-from twisted.application.service import MultiService
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.python import usage
 
@@ -63,6 +64,36 @@ def tcp_endpoint_string(port: int, interface: str) -> str:
     return f"tcp:{port}:interface={escaped}"
 
 
+class _RoleTree(MultiService):
+    """
+    A role's top service: its children all stop (together) before its
+    database pool does, so a child's C{stopService} can still commit:
+    release a lease, record in-flight deliveries, finish a group commit.
+    Twisted's own MultiService stops every child at once.
+    """
+
+    database: Service | None = None
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+
+    def stopService(self) -> Deferred[object]:
+        Service.stopService(self)  # type: ignore[no-untyped-call]
+        children: list[IService] = list(self)
+        others = [c for c in reversed(children) if c is not self.database]
+        stopped: Deferred[object] = DeferredList(  # type: ignore[assignment]
+            [maybeDeferred(child.stopService) for child in others]
+        )
+        database = self.database
+        if database is not None and database in children:
+            stopped.addCallback(lambda _: database.stopService())
+        return stopped
+
+
+class _LoggedRoleTree(LogFileService, _RoleTree):
+    """A twistd plugin role's top service, also writing C{log/<role>.log} (postal.tac has its own observer)."""
+
+
 @attrs.frozen
 class RoleBase:
     """A role's service tree with the pieces every role has already attached."""
@@ -77,18 +108,21 @@ def make_role_base(
 ) -> RoleBase:
     """
     A MultiService named C{postal-<role>} holding the database pool
-    (started first, stopped last) and, when C{health_port} is given (not 0),
+    (started first, stopped only after every other child has stopped) and, when C{health_port} is given (not 0),
     the health site on 127.0.0.1.
 
     With C{log_to_file} (every twistd plugin role) the top service is a
     L{LogFileService} writing C{log/<role>.log} while the tree runs;
     C{postal.tac} passes False because it installs the observer itself.
     """
-    top = LogFileService(observer_for(role, config)) if log_to_file else MultiService()
-    top.setName(f"postal-{role}")
+    top: _RoleTree | _LoggedRoleTree = (
+        _LoggedRoleTree(observer_for(role, config)) if log_to_file else _RoleTree()
+    )
+    top.setName(f"postal-{role}")  # type: ignore[no-untyped-call]
     pool = DatabasePool(make_engine(config.database_url, config.database.pool_size), reactor,
                         threads=config.database.pool_size)
     pool.setServiceParent(top)  # type: ignore[no-untyped-call]
+    top.database = pool
     if health_port:
         endpoint = serverFromString(reactor, tcp_endpoint_string(health_port, "127.0.0.1"))
         health = StreamServerEndpointService(endpoint, health_site(role, pool, reactor))

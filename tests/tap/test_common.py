@@ -8,7 +8,8 @@ import os
 import sys
 
 from twisted.application.internet import StreamServerEndpointService
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
@@ -107,9 +108,41 @@ class RoleBaseTests(SynchronousTestCase):
         self.assertEqual([child.name for child in base.service], ["database"])
 
     def test_without_log_file(self) -> None:
-        """log_to_file=False (postal.tac) gives a plain MultiService: the tac installs the observer."""
+        """log_to_file=False (postal.tac) gives a MultiService without a log file: the tac installs the observer."""
         base = make_role_base("allinone", self.config, self.reactor, None, log_to_file=False)
-        self.assertIs(type(base.service), MultiService)
+        self.assertIsInstance(base.service, MultiService)
+        self.assertNotIsInstance(base.service, LogFileService)
+
+    def test_pool_stops_after_every_other_child(self) -> None:
+        """
+        The database pool stops only once every other child has finished
+        stopping, so a child can still commit in its stopService (release a
+        lease, record in-flight work).
+        """
+        for log_to_file in (True, False):
+            base = make_role_base("cron", self.config, self.reactor, 0, log_to_file=log_to_file)
+            pool_stops: list[str] = []
+            base.pool.stopService = lambda: pool_stops.append("pool") or succeed(None)  # type: ignore[method-assign]
+            late = Deferred[None]()
+            child = _SlowToStop(late)
+            child.setServiceParent(base.service)
+            stopped = base.service.stopService()
+            self.assertEqual(pool_stops, [])
+            self.assertNoResult(stopped)
+            late.callback(None)
+            self.assertEqual(pool_stops, ["pool"])
+            self.successResultOf(stopped)
+
+
+class _SlowToStop(Service):
+    """A child whose stop finishes only when the test says so."""
+
+    def __init__(self, done: Deferred[None]) -> None:
+        self._done = done
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        return self._done
 
 
 class EndpointStringTests(SynchronousTestCase):

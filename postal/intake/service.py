@@ -14,7 +14,7 @@ import attrs
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
-from postal.intake.committer import GroupCommitter
+from postal.groupcommit import GroupCommitter
 from postal.intake.errors import (
     FROM_NAME_INVALID, LOOP_DETECTED, AuthenticationFailed, MessageRejected,
 )
@@ -49,7 +49,7 @@ class Intake:
 
     _store: IIntakeStore
     _clock: IReactorTime
-    _committer: GroupCommitter
+    _committer: GroupCommitter[ReceivedTransaction, list[str]]
     _classifier: RecipientClassifier
     smtp_hostname: str
 

@@ -19,11 +19,11 @@ import attrs
 from twisted.internet.interfaces import IReactorTime
 
 from postal.db.api import APISession, MessageView, SendingDomain
-from postal.db.messages import Delivery, NewMessage, NewTransaction
+from postal.db.messages import Delivery, NewMessage, NewTransaction, StoredMessage
 from postal.outgoing import errors
 from postal.outgoing.addresses import strip_name_from_address
 from postal.outgoing.authorisation import authenticated_domain_for_address, authenticated_domain_from_headers
-from postal.outgoing.committer import GroupCommitter
+from postal.groupcommit import GroupCommitter
 from postal.outgoing.composer import compose_message, decode_attachments, decode_base64, received_header
 from postal.outgoing.interfaces import IAPIStore
 from postal.outgoing.values import SendMessageRequest, SendRawRequest, SendResult, SentMessage
@@ -65,7 +65,7 @@ class APIMessages:
     """What the four API endpoints do, given a parsed request."""
 
     _store: IAPIStore
-    _committer: GroupCommitter
+    _committer: GroupCommitter[NewTransaction, list[StoredMessage]]
     _clock: IReactorTime
     _web_hostname: str
     _return_path_domain: str
@@ -154,7 +154,7 @@ class APIMessages:
             server_id=session.server.id, raw=raw,
             messages=[attrs.evolve(template, rcpt_to=address) for address in recipients],
         )
-        stored = await self._committer.store(transaction)
+        stored = await self._committer.submit(transaction)
         return SendResult(
             message_id=message_id,
             messages=tuple(SentMessage(address=m.rcpt_to, id=m.id, token=m.token) for m in stored),

@@ -17,7 +17,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from postal.config import PostalConfig
 from postal.db.intake import SQLIntakeStore
 from postal.db.pool import TransactionPool
-from postal.intake.committer import GroupCommitter
+from postal.groupcommit import GroupCommitter
 from postal.intake.recipients import RecipientClassifier
 from postal.intake.service import Intake
 from postal.smtp.protocol import SMTPServerFactory
@@ -50,7 +50,7 @@ def _intake(config: PostalConfig, reactor: Any, pool: TransactionPool) -> Intake
     store = SQLIntakeStore(pool, reactor)
     # SQLite has one writer: a second commit would only wait on its lock.
     in_flight = 1 if pool.dialect == "sqlite" else 2
-    committer = GroupCommitter(store, reactor, max_in_flight=in_flight)
+    committer = GroupCommitter(store.store_transactions, reactor, max_in_flight=in_flight)
     classifier = RecipientClassifier(
         store, config.dns.return_path_domain, config.dns.route_domain,
         config.dns.custom_return_path_prefix)

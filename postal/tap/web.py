@@ -22,7 +22,7 @@ from postal.db.api import SQLAPIStore
 from postal.db.pool import TransactionPool
 from postal.health import HealthResource, database_answers
 from postal.keys import ensure_signing_key, jwk, load_private_key
-from postal.outgoing.committer import GroupCommitter
+from postal.groupcommit import GroupCommitter
 from postal.outgoing.submission import APIMessages
 from postal.tap.common import RoleOptions, load_config_for, make_role_base, tcp_endpoint_string
 from postal.web.api_v1 import APIv1

@@ -14,7 +14,6 @@ from twisted.trial.unittest import SynchronousTestCase
 from postal.db.messages import NewTransaction, StoredMessage
 from postal.outgoing.addresses import split_address_list, strip_name_from_address
 from postal.outgoing.authorisation import authenticated_domain_for_address, authenticated_domain_from_headers
-from postal.outgoing.committer import GroupCommitter
 from postal.outgoing.composer import compose_message, decode_attachments, decode_base64
 from postal.outgoing.errors import InvalidBase64
 from postal.outgoing.inspection import parse_message, ruby_base64
@@ -93,43 +92,3 @@ class ComposerTests(SynchronousTestCase):
         self.assertEqual(encoded.replace("\n", ""), "eHh4" * 33 + "eA==")
 
 
-class CommitterTests(SynchronousTestCase):
-    def setUp(self) -> None:
-        self.calls: list[list[NewTransaction]] = []
-        self.pending: list[Deferred[list[list[StoredMessage]]]] = []
-
-    def _commit(self, now: float, transactions: list[NewTransaction]) -> Deferred[list[list[StoredMessage]]]:
-        self.calls.append(list(transactions))
-        d: Deferred[list[list[StoredMessage]]] = Deferred()
-        self.pending.append(d)
-        return d
-
-    def _txn(self, n: int) -> NewTransaction:
-        return NewTransaction(server_id=n, raw=b"x", messages=[])
-
-    def test_batches_while_in_flight(self) -> None:
-        """Requests arriving during a commit go together into the next one; none fires before its commit."""
-        committer = GroupCommitter(self._commit, Clock())
-        first = committer.store(self._txn(1))
-        later = [committer.store(self._txn(n)) for n in (2, 3)]
-        self.assertEqual([[t.server_id for t in c] for c in self.calls], [[1]])
-        self.assertNoResult(later[0])
-        self.pending[0].callback([[StoredMessage(1, "t", "a", None)]])
-        self.assertEqual(self.successResultOf(first), [StoredMessage(1, "t", "a", None)])
-        self.assertEqual([[t.server_id for t in c] for c in self.calls], [[1], [2, 3]])
-        self.assertNoResult(later[1])
-        self.pending[1].callback([[], []])
-        self.assertEqual(self.successResultOf(later[1]), [])
-
-    def test_failed_batch_retried_alone(self) -> None:
-        """When a batch fails, each request is retried on its own, so only the bad one fails."""
-        committer = GroupCommitter(self._commit, Clock())
-        committer.store(self._txn(1))
-        a, b = committer.store(self._txn(2)), committer.store(self._txn(3))
-        self.pending[0].callback([[]])
-        self.pending[1].errback(ValueError("batch"))
-        self.pending[2].errback(ValueError("bad one"))
-        self.pending[3].callback([[]])
-        self.failureResultOf(a, ValueError)
-        self.assertEqual(self.successResultOf(b), [])
-        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)

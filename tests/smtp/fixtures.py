@@ -19,7 +19,7 @@ from postal.db.intake import SQLIntakeStore, create_route_txn
 from postal.db.organizations import create_organization_txn
 from postal.db.pool import TransactionPool
 from postal.db.servers import create_server_txn
-from postal.intake.committer import GroupCommitter
+from postal.groupcommit import GroupCommitter
 from postal.intake.recipients import RecipientClassifier
 from postal.intake.service import Intake
 from postal.smtp.protocol import SMTPServerFactory
@@ -71,7 +71,7 @@ def make_account(pool: Any, ip_network: str | None = None) -> Account:
 def make_intake(pool: TransactionPool, clock: Any) -> Intake:
     store = SQLIntakeStore(pool, clock)
     classifier = RecipientClassifier(store, RETURN_PATH_DOMAIN, ROUTE_DOMAIN, "psrp")
-    return Intake(store, clock, GroupCommitter(store, clock), classifier, HOSTNAME)
+    return Intake(store, clock, GroupCommitter(store.store_transactions, clock), classifier, HOSTNAME)
 
 
 def make_factory(pool: TransactionPool, clock: Any = None, **overrides: Any) -> SMTPServerFactory:

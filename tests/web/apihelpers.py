@@ -17,7 +17,7 @@ from postal.db import credentials, domains, organizations, servers
 from postal.db.api import SQLAPIStore
 from postal.db.pool import SynchronousDatabasePool
 from postal.keys import generate_rsa_key_pem, jwk, load_private_key
-from postal.outgoing.committer import GroupCommitter
+from postal.groupcommit import GroupCommitter
 from postal.outgoing.submission import APIMessages
 from postal.web.api_v1 import APIv1
 from tests.dbhelpers import sqlite_engine

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from postal.db import schema as s
 from postal.db._rows import inserted_id, to_record, to_record_or_none
+from postal.db.queue import notify_queue_txn
 from postal.db.stats import increment_period_stats_txn, increment_totals_txn
 from postal.tokens import message_token
 
@@ -123,40 +124,7 @@ def batch_key_for(message: NewMessage) -> str:
 
 def store_transaction_txn(conn: Connection, now: float, transaction: NewTransaction) -> list[StoredMessage]:
     """Store the raw message once, then a message row and a queue row per recipient."""
-    raw_id = inserted_id(conn.execute(s.raw_messages.insert().values(
-        server_id=transaction.server_id, data=transaction.raw, size=len(transaction.raw), created_at=now,
-    )))
-    stored = []
-    counts = {"outgoing": 0, "incoming": 0}
-    for new in transaction.messages:
-        token = message_token()
-        message_row_id = inserted_id(conn.execute(s.messages.insert().values(
-            server_id=new.server_id, token=token, scope=new.scope, rcpt_to=new.rcpt_to,
-            mail_from=new.mail_from, subject=(new.subject or "")[:200] or None,
-            message_id=new.message_id, timestamp=now, route_id=new.route_id,
-            domain_id=new.domain_id, credential_id=new.credential_id, status="Pending",
-            held=False, size=len(transaction.raw), raw_message_id=raw_id,
-            inspected=False, spam=False, spam_score=0, threat=False, bounce=new.bounce,
-            bounce_for_id=0, tag=new.tag, received_with_ssl=new.received_with_ssl,
-            tracked_links=0, tracked_images=0, parsed=False,
-            endpoint_id=new.endpoint_id, endpoint_type=new.endpoint_type,
-        )))
-        conn.execute(insert(s.queued_messages).values(
-            server_id=new.server_id, message_id=message_row_id,
-            domain=recipient_domain(new.rcpt_to), route_id=new.route_id,
-            attempts=0, manual=False, batch_key=batch_key_for(new), created_at=now,
-        ))
-        counts[new.scope] = counts.get(new.scope, 0) + 1
-        stored.append(StoredMessage(id=message_row_id, token=token, rcpt_to=new.rcpt_to,
-                                    message_id=new.message_id))
-    per_server: dict[int, dict[str, int]] = {}
-    for new in transaction.messages:
-        bucket = per_server.setdefault(new.server_id, {"outgoing": 0, "incoming": 0})
-        bucket[new.scope] += 1
-    for server_id, server_counts in per_server.items():
-        increment_period_stats_txn(conn, server_id, now, server_counts)
-    increment_totals_txn(conn, counts["outgoing"], counts["incoming"])
-    return stored
+    return store_transactions_txn(conn, now, [transaction])[0]
 
 
 # Built once: a statement with per-row parameters (executemany) costs a
@@ -206,6 +174,8 @@ def store_transactions_txn(
              created_at=now)
         for (new, _, _, _), message_id in zip(news, message_ids)
     ])
+    # Workers in other processes (PostgreSQL LISTEN) hear of it on commit.
+    notify_queue_txn(conn)
     per_server: dict[int, dict[str, int]] = {}
     for new, _, _, _ in news:
         bucket = per_server.setdefault(new.server_id, {"outgoing": 0, "incoming": 0})

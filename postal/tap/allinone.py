@@ -5,8 +5,15 @@ database pool, one health site.
 
 The role hook (every C{postal.tap.<role>} module follows it)::
 
-    def build(config: PostalConfig, reactor: Any, pool: DatabasePool) -> IService:
+    def build(config: PostalConfig, reactor: Any, pool: DatabasePool,
+              notifier: IWakeup | None = None) -> IService:
         '''The role's own services (listeners, loops, lease), unstarted.'''
+
+C{notifier} is optional: roles that commit queue rows (smtp, web) call its
+C{wake()} after each commit, and roles that claim them (worker, requeuer)
+subscribe to it; this module passes one shared L{Notifier} to every role
+whose C{build} takes it, so in one process a message is claimed as soon as
+it is committed, without polling.
 
     def makeService(options: Options) -> IService:
         config = load_config_for(options)
@@ -32,12 +39,14 @@ C{/metrics} covering every role (the metrics live in one registry).
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any, Callable
 
 from twisted.application.service import IService, MultiService
 
 from postal.config import PostalConfig
 from postal.db.pool import DatabasePool
+from postal.delivery.wakeup import Notifier
 from postal.tap.common import make_role_base
 
 __all__ = ["ROLES", "ROLE_NAME", "available_roles", "makeService"]
@@ -48,7 +57,7 @@ ROLES = ("web", "smtp", "worker", "cron", "requeuer", "fast")
 #: The all-in-one process's name: C{postal-allinone}, C{log/allinone.log}.
 ROLE_NAME = "allinone"
 
-RoleBuilder = Callable[[PostalConfig, Any, DatabasePool], IService]
+RoleBuilder = Callable[..., IService]
 
 
 def _builder(role: str) -> RoleBuilder | None:
@@ -82,8 +91,13 @@ def makeService(config: PostalConfig, reactor: Any = None) -> MultiService:
 
         reactor = global_reactor
     base = make_role_base(ROLE_NAME, config, reactor, config.worker.health_port, log_to_file=False)
+    # One process: intake (smtp, web) wakes the workers directly after each commit.
+    notifier = Notifier()
     for role, build in available_roles().items():
-        service = build(config, reactor, base.pool)
+        if "notifier" in inspect.signature(build).parameters:
+            service = build(config, reactor, base.pool, notifier=notifier)
+        else:
+            service = build(config, reactor, base.pool)
         service.setName(role)
         service.setServiceParent(base.service)
     return base.service

@@ -17,7 +17,9 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from postal.config import PostalConfig
 from postal.db.intake import SQLIntakeStore
 from postal.db.pool import TransactionPool
+from postal.delivery.wakeup import IWakeup
 from postal.groupcommit import GroupCommitter
+from postal.supervisor.inherited import listen_description
 from postal.intake.recipients import RecipientClassifier
 from postal.intake.service import Intake
 from postal.smtp.protocol import SMTPServerFactory
@@ -46,11 +48,12 @@ class _ReloadOnHangup(Service):
         signal.signal(signal.SIGHUP, lambda *_: self._reactor.callFromThread(self._tls.reload))
 
 
-def _intake(config: PostalConfig, reactor: Any, pool: TransactionPool) -> Intake:
+def _intake(config: PostalConfig, reactor: Any, pool: TransactionPool, notifier: IWakeup | None) -> Intake:
     store = SQLIntakeStore(pool, reactor)
     # SQLite has one writer: a second commit would only wait on its lock.
     in_flight = 1 if pool.dialect == "sqlite" else 2
-    committer = GroupCommitter(store.store_transactions, reactor, max_in_flight=in_flight)
+    committer = GroupCommitter(store.store_transactions, reactor, max_in_flight=in_flight,
+                               after_commit=notifier.wake if notifier is not None else None)
     classifier = RecipientClassifier(
         store, config.dns.return_path_domain, config.dns.route_domain,
         config.dns.custom_return_path_prefix)
@@ -82,8 +85,13 @@ def _listener(reactor: Any, description: str, factory: Any, proxy: bool, name: s
     return service
 
 
-def build(config: PostalConfig, reactor: Any, pool: TransactionPool) -> IService:
-    """The role's services without the pool or health site (postal.tac shares them)."""
+def build(config: PostalConfig, reactor: Any, pool: TransactionPool, notifier: IWakeup | None = None) -> IService:
+    """
+    The role's services without the pool or health site (postal.tac shares
+    them); C{notifier} wakes in-process workers after each commit.  Each
+    listener uses an inherited socket when the supervisor passed one (several
+    smtp processes on one port), else binds its port.
+    """
     smtp = config.smtp_server
     top = MultiService()
     top.setName("smtp")
@@ -91,13 +99,13 @@ def build(config: PostalConfig, reactor: Any, pool: TransactionPool) -> IService
     if smtp.tls_enabled and smtp.tls_certificate_path and smtp.tls_private_key_path:
         tls = ReloadableTLSOptions(smtp.tls_certificate_path, smtp.tls_private_key_path)
         _ReloadOnHangup(reactor, tls).setServiceParent(top)  # type: ignore[no-untyped-call]
-    intake = _intake(config, reactor, pool)
+    intake = _intake(config, reactor, pool, notifier)
     plain = _factory(config, reactor, intake, tls, implicit_tls=False)
-    _listener(reactor, tcp_endpoint_string(smtp.default_port, smtp.default_bind_address), plain,
+    _listener(reactor, listen_description("smtp", tcp_endpoint_string(smtp.default_port, smtp.default_bind_address)), plain,
               smtp.proxy_protocol, "smtp-listener").setServiceParent(top)
     if tls is not None and smtp.tls_port:
         secure = TLSMemoryBIOFactory(tls, False, _factory(config, reactor, intake, tls, implicit_tls=True))
-        _listener(reactor, tcp_endpoint_string(smtp.tls_port, smtp.default_bind_address), secure,
+        _listener(reactor, listen_description("smtps", tcp_endpoint_string(smtp.tls_port, smtp.default_bind_address)), secure,
                   smtp.proxy_protocol, "smtps-listener").setServiceParent(top)
     return top
 

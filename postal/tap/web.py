@@ -22,7 +22,9 @@ from postal.db.api import SQLAPIStore
 from postal.db.pool import TransactionPool
 from postal.health import HealthResource, database_answers
 from postal.keys import ensure_signing_key, jwk, load_private_key
+from postal.delivery.wakeup import IWakeup
 from postal.groupcommit import GroupCommitter
+from postal.supervisor.inherited import listen_description
 from postal.outgoing.submission import APIMessages
 from postal.tap.common import RoleOptions, load_config_for, make_role_base, tcp_endpoint_string
 from postal.web.api_v1 import APIv1
@@ -42,12 +44,13 @@ def _jwks(config: PostalConfig) -> dict[str, Any]:
         return {"keys": [jwk(load_private_key(f.read()))]}
 
 
-def build_site(config: PostalConfig, reactor: Any, pool: TransactionPool) -> Site:
+def build_site(config: PostalConfig, reactor: Any, pool: TransactionPool, notifier: IWakeup | None = None) -> Site:
     """The web role's site over C{pool}: the API, JWKS, health and metrics."""
     store = SQLAPIStore(pool)
     # SQLite has one writer: one big transaction at a time; PostgreSQL does best with two.
     in_flight = 1 if pool.dialect == "sqlite" else 2
-    committer = GroupCommitter(store.store_transactions, reactor, max_batch=100, max_in_flight=in_flight)
+    committer = GroupCommitter(store.store_transactions, reactor, max_batch=100, max_in_flight=in_flight,
+                               after_commit=notifier.wake if notifier is not None else None)
     messages = APIMessages(store, committer, reactor, config.postal.web_hostname, config.dns.return_path_domain)
     api = APIv1(messages, reactor, _jwks(config), config.web_server.max_request_size)
     health = HealthResource("web", lambda: database_answers(pool, reactor))
@@ -64,19 +67,22 @@ def _tls_options(config: PostalConfig) -> ssl.CertificateOptions:
     return ssl.PrivateCertificate.loadPEM(cert + b"\n" + key).options()  # type: ignore[no-any-return]
 
 
-def build(config: PostalConfig, reactor: Any, pool: TransactionPool) -> IService:
-    """The role's services without the pool or its own health port (postal.tac shares them)."""
+def build(config: PostalConfig, reactor: Any, pool: TransactionPool, notifier: IWakeup | None = None) -> IService:
+    """
+    The role's services without the pool or its own health port (postal.tac
+    shares them); C{notifier} wakes in-process workers after each commit.
+    """
     web = config.web_server
     top = MultiService()
     top.setName("web")
-    site = build_site(config, reactor, pool)
+    site = build_site(config, reactor, pool, notifier)
     plain = StreamServerEndpointService(
-        serverFromString(reactor, tcp_endpoint_string(web.default_port, web.default_bind_address)), site)
+        serverFromString(reactor, listen_description("web", tcp_endpoint_string(web.default_port, web.default_bind_address))), site)
     plain.setName("web-listener")
     plain.setServiceParent(top)
     if web.tls_enabled:
         secure = StreamServerEndpointService(
-            serverFromString(reactor, tcp_endpoint_string(web.tls_port, web.default_bind_address)),
+            serverFromString(reactor, listen_description("web-tls", tcp_endpoint_string(web.tls_port, web.default_bind_address))),
             TLSMemoryBIOFactory(_tls_options(config), False, site))
         secure.setName("web-tls-listener")
         secure.setServiceParent(top)

@@ -6,6 +6,8 @@ bytes, timeouts, connection caps, a client vanishing mid-DATA, metrics.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from typing import Any
 
 from prometheus_client import REGISTRY
@@ -34,13 +36,19 @@ class _HeldStore:
         return getattr(self._store, name)
 
 
+def _wrap_commits(committer: Any, wrapper: type[_HeldStore], held: list[Deferred[Any]]) -> None:
+    """Route the group committer's commits through C{wrapper}."""
+    inner = SimpleNamespace(store_transactions=committer._commit)
+    committer._commit = wrapper(inner, held).store_transactions
+
+
 class PipeliningTests(SessionCase):
     def test_replies_in_order_while_store_is_pending(self) -> None:
         """Commands pipelined behind a pending end-of-DATA wait; replies come out in order."""
         self.auth_plain()
         committer = self.factory.intake._committer
         held: list[Deferred[Any]] = []
-        committer._store = _HeldStore(committer._store, held)  # type: ignore[assignment]
+        _wrap_commits(committer, _HeldStore, held)
         self.transport.clear()
         self.protocol.dataReceived(
             b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@gmail.test>\r\nDATA\r\n"
@@ -78,7 +86,7 @@ class StoreFailureTests(SessionCase):
         """A failed commit answers 451 (nothing stored) and the next transaction is stored."""
         self.auth_plain()
         committer = self.factory.intake._committer
-        committer._store = _FailingOnceStore(committer._store, [])  # type: ignore[assignment]
+        _wrap_commits(committer, _FailingOnceStore, [])
         message = ["MAIL FROM:<a@example.com>", "RCPT TO:<b@gmail.test>", "DATA", b"From: a@example.com\r\n\r\nx\r\n."]
         self.assertEqual(self.send(*message)[-1], "451 4.3.0 Temporary error storing the message, try again later")
         self.assertEqual(count(self.pool, s.messages), 0)
@@ -187,7 +195,7 @@ class ShutdownTests(SessionCase):
         self.auth_plain()
         committer = self.factory.intake._committer
         held: list[Deferred[Any]] = []
-        committer._store = _HeldStore(committer._store, held)  # type: ignore[assignment]
+        _wrap_commits(committer, _HeldStore, held)
         self.send("MAIL FROM:<a@example.com>", "RCPT TO:<b@gmail.test>", "DATA", b"From: a@example.com\r\n\r\nx\r\n.")
         self.transport.clear()
         self.factory.stopFactory()

@@ -15,18 +15,17 @@ import io
 import json
 import os
 import smtplib
-import socket
 import sys
 import tempfile
-from typing import Any, Callable
 
 import treq
 import yaml
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from twisted.internet import reactor
+from typing import Any
+
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 from twisted.web.client import HTTPConnectionPool
@@ -35,39 +34,10 @@ from twisted.web.server import Request, Site
 
 from postal.cli.main import main
 from tests.delivery.scripted import Script, ScriptedSMTPFactory
+from tests.realworld import ProcessOutput, free_port, listening, wait_until
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 TAC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "postal.tac")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until(check: Callable[[], bool], timeout: float = 30.0) -> Deferred[None]:
-    d: Deferred[None] = Deferred()
-    deadline = reactor.seconds() + timeout  # type: ignore[attr-defined]
-
-    def poll() -> None:
-        if check():
-            d.callback(None)
-        elif reactor.seconds() > deadline:  # type: ignore[attr-defined]
-            d.errback(AssertionError("timed out waiting"))
-        else:
-            reactor.callLater(0.05, poll)  # type: ignore[attr-defined]
-
-    poll()
-    return d
-
-
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False
 
 
 class _Receiver(Resource):
@@ -86,20 +56,6 @@ class _Receiver(Resource):
         return b""
 
 
-class _Process(ProcessProtocol):
-    def __init__(self) -> None:
-        self.ended: Deferred[None] = Deferred()
-        self.output = b""
-
-    def outReceived(self, data: bytes) -> None:
-        self.output += data
-
-    errReceived = outReceived
-
-    def processEnded(self, reason: Any) -> None:
-        self.ended.callback(None)
-
-
 class AllInOneTests(TestCase):
     timeout = 120
 
@@ -111,7 +67,7 @@ class AllInOneTests(TestCase):
         self.receiver = _Receiver()
         hooks = reactor.listenTCP(0, Site(self.receiver), interface="127.0.0.1")  # type: ignore[attr-defined]
         self.addCleanup(hooks.stopListening)
-        self.smtp_port, self.web_port = _free_port(), _free_port()
+        self.smtp_port, self.web_port = free_port(), free_port()
         self.config = os.path.join(self.folder, "postal.yml")
         with open(self.config, "w") as f:
             yaml.safe_dump({
@@ -120,7 +76,7 @@ class AllInOneTests(TestCase):
                 "web_server": {"default_port": self.web_port},
                 "smtp_server": {"default_port": self.smtp_port, "default_bind_address": "127.0.0.1",
                                 "allow_auth_without_tls": True},
-                "worker": {"health_port": _free_port(), "poll_interval": 60},
+                "worker": {"health_port": free_port(), "poll_interval": 60},
                 "dns": {"return_path_domain": "rp.postal.test"},
             }, f)
         self.hook_url = f"http://hook:secret@127.0.0.1:{hooks.getHost().port}/postal"
@@ -142,7 +98,7 @@ class AllInOneTests(TestCase):
         return smtp_key, api_key
 
     def start_tac(self) -> None:
-        protocol = _Process()
+        protocol = ProcessOutput()
         env = dict(os.environ, POSTAL_CONFIG_FILE_PATH=self.config)
         transport = reactor.spawnProcess(  # type: ignore[attr-defined]
             protocol, TWISTD, [TWISTD, "-ny", TAC, "--pidfile="], env=env, path=self.folder)
@@ -171,7 +127,7 @@ class AllInOneTests(TestCase):
         smtp_key, api_key = self.set_up_installation()
         self.start_tac()
         try:
-            await _wait_until(lambda: _listening(self.smtp_port) and _listening(self.web_port))
+            await wait_until(lambda: listening(self.smtp_port) and listening(self.web_port))
         except AssertionError:
             self.fail("postal.tac did not start:\n" + self.process.output.decode(errors="replace"))
         started = reactor.seconds()  # type: ignore[attr-defined]
@@ -186,9 +142,9 @@ class AllInOneTests(TestCase):
         self.assertEqual(body["status"], "success", body)
         api_id = body["data"]["messages"]["other@dest.test"]["id"]
 
-        await _wait_until(lambda: len(self.script.messages) >= 2)
+        await wait_until(lambda: len(self.script.messages) >= 2, timeout=30)
         self.assertLess(reactor.seconds() - started, 20)  # type: ignore[attr-defined]
-        await _wait_until(lambda: len(self.receiver.requests) >= 2)
+        await wait_until(lambda: len(self.receiver.requests) >= 2)
         for _, _, data in self.script.messages:
             self.assertIn(b"DKIM-Signature:", data)
             self.assertIn(b"X-Postal-MsgID:", data)

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import signal
-import socket
 import sys
 
 import yaml
@@ -29,14 +28,11 @@ from twisted.web.client import Agent, HTTPConnectionPool
 
 from postal.db.pool import DatabasePool
 from postal.tap.allinone import ROLES, available_roles
+from tests.realworld import free_port
 
 TAC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "postal.tac")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_config(folder: str, health_port: int = 0) -> str:
@@ -164,7 +160,7 @@ class TwistdTacTests(TestCase):
         stdout.
         """
         folder = os.path.abspath(self.mktemp())
-        port = _free_port()
+        port = free_port()
         config = write_config(folder, health_port=port)
         twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
         protocol = _Twistd()

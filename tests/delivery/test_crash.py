@@ -15,12 +15,11 @@ import signal
 import smtplib
 import sys
 import tempfile
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import func, select
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
@@ -33,40 +32,10 @@ from postal.db.pool import SynchronousDatabasePool, make_engine
 from postal.db.servers import create_server_txn
 from postal.keys import ensure_signing_key
 from tests.delivery.scripted import Script, ScriptedSMTPFactory
+from tests.realworld import ProcessOutput, free_port, listening, wait_until
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 MESSAGES = 300
-
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class _Process(ProcessProtocol):
-    def __init__(self) -> None:
-        self.ended: Deferred[None] = Deferred()
-
-    def processEnded(self, reason: Any) -> None:
-        self.ended.callback(None)
-
-
-def _wait_until(check: Callable[[], bool], timeout: float = 120.0, step: float = 0.1) -> Deferred[None]:
-    d: Deferred[None] = Deferred()
-    deadline = reactor.seconds() + timeout  # type: ignore[attr-defined]
-
-    def poll() -> None:
-        if check():
-            d.callback(None)
-        elif reactor.seconds() > deadline:  # type: ignore[attr-defined]
-            d.errback(AssertionError("timed out waiting"))
-        else:
-            reactor.callLater(step, poll)  # type: ignore[attr-defined]
-
-    poll()
-    return d
 
 
 class CrashTests(TestCase):
@@ -88,7 +57,7 @@ class CrashTests(TestCase):
         self.script = Script()
         port = reactor.listenTCP(0, ScriptedSMTPFactory(self.script), interface="127.0.0.1")  # type: ignore[attr-defined,arg-type]
         self.addCleanup(port.stopListening)
-        self.smtp_port = _free_port()
+        self.smtp_port = free_port()
         self.config = os.path.join(self.folder, "postal.yml")
         sink_port = port.getHost().port  # type: ignore[attr-defined]
         with open(self.config, "w") as f:
@@ -103,7 +72,7 @@ class CrashTests(TestCase):
                 f"requeuer:\n  health_port: 0\n  interval: 0.5\n")
 
     def start(self, role: str, name: str) -> Any:
-        protocol = _Process()
+        protocol = ProcessOutput()
         transport = reactor.spawnProcess(  # type: ignore[attr-defined]
             protocol, TWISTD, [TWISTD, "-n", "--pidfile=", "--logfile", os.path.join(self.folder, f"{name}.log"),
                                f"postal-{role}", "--config", self.config],
@@ -141,15 +110,16 @@ class CrashTests(TestCase):
         self.start("smtp", "smtp")
         self.start("requeuer", "requeuer")
         first, first_protocol = self.start("worker", "worker-1")
-        await _wait_until(lambda: self._listening())
+        await wait_until(lambda: listening(self.smtp_port))
         submitting = deferToThread(self.submit)
-        await _wait_until(lambda: len(self.script.messages) >= MESSAGES // 4, step=0.02)
+        await wait_until(lambda: len(self.script.messages) >= MESSAGES // 4, timeout=120, step=0.02)
         first.signalProcess(signal.SIGKILL)
         await first_protocol.ended
         killed_at = len(self.script.messages)
         await submitting
         self.start("worker", "worker-2")
-        await _wait_until(lambda: len(set(self.received_subjects())) >= MESSAGES and self.sent_count() >= MESSAGES)
+        await wait_until(lambda: len(set(self.received_subjects())) >= MESSAGES and self.sent_count() >= MESSAGES,
+                         timeout=120)
         subjects = self.received_subjects()
         duplicates = len(subjects) - len(set(subjects))
         self.assertEqual(set(subjects), {f"crash-{i}" for i in range(MESSAGES)})
@@ -159,11 +129,3 @@ class CrashTests(TestCase):
         self.assertLessEqual(duplicates, 20, "only messages in flight at the kill may be sent twice")
         print(f"\ncrash test: {MESSAGES} messages, killed after {killed_at} received, "
               f"{len(subjects)} deliveries, {duplicates} duplicates")
-
-    def _listening(self) -> bool:
-        import socket
-        try:
-            socket.create_connection(("127.0.0.1", self.smtp_port), timeout=0.2).close()
-            return True
-        except OSError:
-            return False

@@ -20,14 +20,11 @@ import attrs
 from postal.db.migrate import upgrade
 from postal.db.pool import SynchronousDatabasePool, make_engine
 from tests.smtp.fixtures import HOSTNAME, RETURN_PATH_DOMAIN, ROUTE_DOMAIN, Account, make_account
+from tests.realworld import free_port
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @attrs.define

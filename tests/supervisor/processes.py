@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 from typing import Any, Awaitable, Callable
@@ -26,16 +25,11 @@ from twisted.trial.unittest import TestCase
 from postal.db.migrate import upgrade
 from postal.db.pool import make_engine
 from postal.supervisor.control import SupervisorNotRunning, request
+from tests.realworld import free_port
 
 POSTAL = os.path.join(os.path.dirname(sys.executable), "postal")
 
 
-def free_port() -> int:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port: int = probe.getsockname()[1]
-    probe.close()
-    return port
 
 
 class Collect(ProcessProtocol):

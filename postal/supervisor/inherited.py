@@ -28,12 +28,27 @@ def _family_name(fileno: int) -> str:
         probe.detach()  # the descriptor stays open for the endpoint
 
 
+def _process_inheritance() -> ListenFDs:
+    """
+    What this process inherited.  Importing C{twisted.internet.endpoints}
+    reads C{LISTEN_*} once and clears them from the environment, so ask the
+    C{systemd:} endpoint parser for what it captured: the very descriptors
+    the endpoint we describe will adopt.
+    """
+    from twisted.internet import endpoints
+
+    captured = getattr(getattr(endpoints, "_SystemdParser", None), "_sddaemon", None)
+    if isinstance(captured, ListenFDs):
+        return captured
+    return ListenFDs.fromEnvironment(os.environ)
+
+
 def listen_description(name: str, fallback: str, environ: Mapping[str, str] | None = None) -> str:
     """
     C{systemd:domain=INET|INET6:name=<name>} when a listening socket named
     C{name} was inherited by this process, else C{fallback}.
     """
-    inherited = ListenFDs.fromEnvironment(os.environ if environ is None else environ)
+    inherited = _process_inheritance() if environ is None else ListenFDs.fromEnvironment(environ)
     fileno = inherited.inheritedNamedDescriptors().get(name)
     if fileno is None:
         return fallback

@@ -45,7 +45,6 @@ from typing import Any, Callable
 from twisted.application.service import IService, MultiService
 
 from postal.config import PostalConfig
-from postal.db.pool import DatabasePool
 from postal.delivery.wakeup import Notifier
 from postal.tap.common import make_role_base
 

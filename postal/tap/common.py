@@ -23,7 +23,10 @@ from postal.db.pool import DatabasePool, make_engine
 from postal.health import health_site
 from postal.logs import LogFileService, observer_for
 
-__all__ = ["RoleOptions", "load_config_for", "load_config_from_path", "RoleBase", "make_role_base", "tcp_endpoint_string"]
+__all__ = [
+    "RoleOptions", "load_config_for", "load_config_from_path", "RoleBase", "make_role_base",
+    "tcp_endpoint_string", "listener",
+]
 
 
 class RoleOptions(usage.Options):
@@ -94,6 +97,18 @@ class _LoggedRoleTree(LogFileService, _RoleTree):
     """A twistd plugin role's top service, also writing C{log/<role>.log} (postal.tac has its own observer)."""
 
 
+def listener(reactor: Any, description: str, factory: Any, name: str) -> StreamServerEndpointService:
+    """
+    A listening service for an endpoint description.  A port that cannot be
+    bound fails start-up (twistd exits, the supervisor restarts with
+    back-off) instead of leaving a process that serves nothing.
+    """
+    service = StreamServerEndpointService(serverFromString(reactor, description), factory)
+    service._raiseSynchronously = True
+    service.setName(name)
+    return service
+
+
 @attrs.frozen
 class RoleBase:
     """A role's service tree with the pieces every role has already attached."""
@@ -124,8 +139,7 @@ def make_role_base(
     pool.setServiceParent(top)  # type: ignore[no-untyped-call]
     top.database = pool
     if health_port:
-        endpoint = serverFromString(reactor, tcp_endpoint_string(health_port, "127.0.0.1"))
-        health = StreamServerEndpointService(endpoint, health_site(role, pool, reactor))
-        health.setName("health")
+        health = listener(reactor, tcp_endpoint_string(health_port, "127.0.0.1"),
+                          health_site(role, pool, reactor), "health")
         health.setServiceParent(top)
     return RoleBase(service=top, pool=pool, config=config)

@@ -12,6 +12,7 @@ from typing import Any
 from twisted.application.service import IService
 
 from postal.config import PostalConfig
+from postal.db.delivery_store import SQLQueueMaintenance
 from postal.db.pool import TransactionPool
 from postal.delivery.requeuer import Requeuer
 from postal.delivery.wakeup import Notifier
@@ -30,7 +31,7 @@ class Options(RoleOptions):
 
 def build(config: PostalConfig, reactor: Any, pool: TransactionPool, notifier: Notifier | None = None) -> IService:
     """The lease service driving the requeuer (pass the all-in-one process's L{Notifier})."""
-    requeuer = Requeuer(reactor, pool, notifier if notifier is not None else Notifier(),
+    requeuer = Requeuer(reactor, SQLQueueMaintenance(pool), notifier if notifier is not None else Notifier(),
                         interval=config.requeuer.interval)
     service = LeaseService("requeuer", lease_holder(), pool, reactor, LEASE_PERIOD,
                            on_acquired=requeuer.start, on_lost=requeuer.stop)

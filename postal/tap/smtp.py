@@ -9,9 +9,7 @@ from __future__ import annotations
 import signal
 from typing import Any
 
-from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService, Service
-from twisted.internet.endpoints import serverFromString
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from postal.config import PostalConfig
@@ -26,7 +24,7 @@ from postal.smtp.protocol import SMTPServerFactory
 from postal.smtp.proxy import ProxyWrappingFactory
 from postal.smtp.session import SessionSettings
 from postal.smtp.tls import ReloadableTLSOptions
-from postal.tap.common import RoleOptions, load_config_for, make_role_base, tcp_endpoint_string
+from postal.tap.common import RoleOptions, listener, load_config_for, make_role_base, tcp_endpoint_string
 
 __all__ = ["Options", "makeService", "build"]
 
@@ -77,12 +75,9 @@ def _factory(config: PostalConfig, reactor: Any, intake: Intake, tls: Reloadable
 
 
 def _listener(reactor: Any, description: str, factory: Any, proxy: bool, name: str) -> Service:
-    endpoint = serverFromString(reactor, description)
     if proxy:
         factory = ProxyWrappingFactory(factory)  # type: ignore[no-untyped-call]
-    service = StreamServerEndpointService(endpoint, factory)
-    service.setName(name)
-    return service
+    return listener(reactor, description, factory, name)
 
 
 def build(config: PostalConfig, reactor: Any, pool: TransactionPool, notifier: IWakeup | None = None) -> IService:

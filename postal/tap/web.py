@@ -10,10 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService
 from twisted.internet import ssl
-from twisted.internet.endpoints import serverFromString
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web.server import Site
 
@@ -26,7 +24,7 @@ from postal.delivery.wakeup import IWakeup
 from postal.groupcommit import GroupCommitter
 from postal.supervisor.inherited import listen_description
 from postal.outgoing.submission import APIMessages
-from postal.tap.common import RoleOptions, load_config_for, make_role_base, tcp_endpoint_string
+from postal.tap.common import RoleOptions, listener, load_config_for, make_role_base, tcp_endpoint_string
 from postal.web.api_v1 import APIv1
 from postal.web.site import web_site
 
@@ -76,16 +74,11 @@ def build(config: PostalConfig, reactor: Any, pool: TransactionPool, notifier: I
     top = MultiService()
     top.setName("web")
     site = build_site(config, reactor, pool, notifier)
-    plain = StreamServerEndpointService(
-        serverFromString(reactor, listen_description("web", tcp_endpoint_string(web.default_port, web.default_bind_address))), site)
-    plain.setName("web-listener")
-    plain.setServiceParent(top)
+    listener(reactor, listen_description("web", tcp_endpoint_string(web.default_port, web.default_bind_address)),
+             site, "web-listener").setServiceParent(top)
     if web.tls_enabled:
-        secure = StreamServerEndpointService(
-            serverFromString(reactor, listen_description("web-tls", tcp_endpoint_string(web.tls_port, web.default_bind_address))),
-            TLSMemoryBIOFactory(_tls_options(config), False, site))
-        secure.setName("web-tls-listener")
-        secure.setServiceParent(top)
+        listener(reactor, listen_description("web-tls", tcp_endpoint_string(web.tls_port, web.default_bind_address)),
+                 TLSMemoryBIOFactory(_tls_options(config), False, site), "web-tls-listener").setServiceParent(top)
     return top
 
 

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.delivery.test_tap -*-
 """
 The C{postal-worker} role: claims queued outgoing messages and delivers
-them over SMTP (DKIM-signed), recording outcomes and webhook requests.
+them over SMTP (DKIM-signed), recording outcomes and webhook requests, and
+sends the queued webhook requests.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from twisted.internet.ssl import Certificate
 from twisted.internet.threads import deferToThread
 
 from postal.config import PostalConfig
+from postal.db.delivery_store import SQLDeliveryQueue
 from postal.db.pool import TransactionPool
+from postal.db.webhook_requests import SQLWebhookQueue
 from postal.delivery.mx import parse_relay
 from postal.delivery.outgoing import KeyCache, Policy
 from postal.delivery.sender import SMTPSender
@@ -26,8 +29,9 @@ from postal.dns import make_resolver
 from postal.keys import load_private_key
 from postal.lease import lease_holder
 from postal.tap.common import RoleOptions, load_config_for, make_role_base
+from postal.webhooks.service import build_webhook_sender
 
-__all__ = ["Options", "makeService", "build", "policy_from"]
+__all__ = ["Options", "makeService", "build", "role_service", "policy_from"]
 
 
 class Options(RoleOptions):
@@ -74,18 +78,20 @@ def _sender(config: PostalConfig, reactor: Any) -> SMTPSender:
 def build(config: PostalConfig, reactor: Any, pool: TransactionPool, notifier: Notifier | None = None) -> IService:
     """
     The role's services without the pool or health site (postal.tac shares
-    them).  Pass the all-in-one process's L{Notifier} so the smtp intake
-    wakes the worker directly after it commits.
+    them): the delivery worker, the webhook sender and, on PostgreSQL, the
+    queue listener.  Pass the all-in-one process's L{Notifier} so the smtp
+    intake wakes the worker directly after it commits.
     """
     top = MultiService()
     top.setName("worker")
     settings = config.worker
-    worker = DeliveryWorker(reactor, pool, _sender(config, reactor), policy_from(config), _key_cache(config),
+    worker = DeliveryWorker(reactor, SQLDeliveryQueue(pool), _sender(config, reactor), policy_from(config), _key_cache(config),
                             lease_holder(), concurrency=settings.concurrency,
                             per_destination=settings.per_destination_concurrency,
                             lease_seconds=settings.lease_seconds, poll_interval=settings.poll_interval,
                             run_in_thread=lambda fn, *args: deferToThread(fn, *args))
     worker.setServiceParent(top)  # type: ignore[no-untyped-call]
+    build_webhook_sender(config, reactor, SQLWebhookQueue(pool)).setServiceParent(top)
     notifier = notifier if notifier is not None else Notifier()
     notifier.subscribe(worker.wake)
     if config.database_url.startswith("postgresql"):
@@ -93,10 +99,14 @@ def build(config: PostalConfig, reactor: Any, pool: TransactionPool, notifier: N
     return top
 
 
-def makeService(options: Options) -> IService:
-    from twisted.internet import reactor
-
-    config = load_config_for(options)
+def role_service(config: PostalConfig, reactor: Any) -> IService:
+    """The whole C{postal-worker} tree: the role base (pool, health site, log) and L{build}."""
     base = make_role_base("worker", config, reactor, config.worker.health_port)
     build(config, reactor, base.pool).setServiceParent(base.service)
     return base.service
+
+
+def makeService(options: Options) -> IService:
+    from twisted.internet import reactor
+
+    return role_service(load_config_for(options), reactor)

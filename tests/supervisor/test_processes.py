@@ -120,3 +120,20 @@ class SupervisorProcessTests(TestCase):
         code, out = await site.postal("status", "--config", site.config_path)
         self.assertEqual(code, 1)
         self.assertIn("the supervisor is not running", out)
+
+    async def test_two_smtp_processes_share_one_port(self) -> None:
+        """
+        With processes.smtp: 2 both SMTP children accept on the one SMTP
+        port (a socket the supervisor binds and passes down); with one of
+        them killed, the other keeps serving the port.
+        """
+        site = Installation(self, {"smtp": 2})
+        status = await self._started(site, {"smtp-1", "smtp-2"})
+        self.assertEqual(await deferToThread(_smtp_banner, site.smtp_port), 250)
+        first = _children(status)["smtp-1"]["pid"]
+        os.kill(first, signal.SIGSTOP)
+        self.addCleanup(lambda: alive(first) and os.kill(first, signal.SIGCONT))
+        # A stopped process accepts nothing: every connection now lands on smtp-2.
+        for _ in range(3):
+            self.assertEqual(await deferToThread(_smtp_banner, site.smtp_port), 250)
+        os.kill(first, signal.SIGCONT)

@@ -18,7 +18,8 @@ from twisted.logger import eventFromJSON, formatEvent
 from twisted.trial.unittest import SkipTest, TestCase
 
 from tests.test_plugins import _plugin_files
-from tests.test_tac import _free_port, _Twistd, wait_healthy, write_config
+from tests.realworld import free_port
+from tests.test_tac import _Twistd, wait_healthy, write_config
 
 #: The config group holding each role's health_port.
 HEALTH_GROUP = {"smtp": "smtp_server", "worker": "worker", "cron": "cron", "requeuer": "requeuer", "fast": "fast"}
@@ -38,7 +39,7 @@ class TwistdRoleTests(TestCase):
     async def _run_role(self, role: str) -> None:
         folder = os.path.abspath(self.mktemp())
         config = write_config(folder)
-        port = _free_port()
+        port = free_port()
         with open(config) as f:
             data = yaml.safe_load(f)
         data.setdefault(HEALTH_GROUP[role], {})["health_port"] = port

@@ -20,6 +20,7 @@ from postal.config import default_config
 from postal.db import organizations, servers, webhooks
 from postal.db.migrate import upgrade
 from postal.db.pool import DatabasePool, SynchronousDatabasePool, make_engine
+from postal.db.webhook_requests import SQLWebhookQueue
 from postal.webhooks.service import build_webhook_sender
 
 PORT = 5098
@@ -54,7 +55,7 @@ def main() -> None:
     time.sleep(1.0)
     config = default_config(folder, database={"url": url}, worker={"poll_interval": 0.2})
     pool = DatabasePool(make_engine(url), reactor, threads=4)
-    sender = build_webhook_sender(config, reactor, pool)
+    sender = build_webhook_sender(config, reactor, SQLWebhookQueue(pool))
     started = time.perf_counter()
 
     async def run() -> None:

@@ -20,7 +20,7 @@ from typing import IO, Mapping, NoReturn, Sequence
 from alembic.util import CommandError
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from postal.cli import accounts, cron, domains, installation, server_items, supervisor
+from postal.cli import accounts, cron, domains, installation, queue, server_items, supervisor
 from postal.cli._context import CommandContext, Runtime, reactor_runtime
 from postal.config import ConfigError, PostalConfig, config_path_from, default_config, load_config
 from postal.errors import PostalError
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="PATH", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", default=False, help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (installation, accounts, domains, server_items, cron, supervisor):
+    for module in (installation, accounts, domains, server_items, queue, cron, supervisor):
         module.register(commands, common)
     return parser
 

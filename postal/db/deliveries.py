@@ -22,15 +22,19 @@ from sqlalchemy.engine import Connection
 from postal.db import schema as s
 from postal.db._rows import to_record
 from postal.db.credentials import Credential
+from postal.db.delivery_batch import (
+    insert_deliveries, is_simple, message_values, records_from_rows, update_messages, update_queue_rows,
+)
 from postal.db.domains import Domain
 from postal.db.messages import Message
 from postal.db.queue import QueuedMessage, claim_batch_txn
 from postal.db.servers import Server, get_server_txn
 from postal.db.stats import increment_live_stats_txn, increment_period_stats_txn, live_total_txn
 from postal.db.suppressions import (
-    Suppression, add_suppression_txn, recent_hard_fails_txn, remove_suppression_txn,
+    Suppression, add_suppression_txn, recent_hard_fails_txn, remove_suppression_txn, remove_suppressions_txn,
 )
 from postal.db.webhooks import enqueue_webhook_event_txn, webhooks_for_event_txn
+from postal.delivery.values import DeliveryRecord, WorkItem
 from postal.errors import NotFound
 
 __all__ = ["WorkItem", "DeliveryRecord", "claim_work_txn", "record_deliveries_txn", "WEBHOOK_EVENT_FOR_STATUS"]
@@ -41,50 +45,6 @@ WEBHOOK_EVENT_FOR_STATUS = {
     "Held": "MessageHeld",
 }
 _DAY = 86400.0
-
-
-@attrs.frozen
-class WorkItem:
-    """One claimed queue row and what the pipeline needs to decide about it."""
-
-    queued: QueuedMessage
-    message: Message | None
-    server: Server | None
-    domain: Domain | None = None
-    credential: Credential | None = None
-    raw: bytes | None = None
-    prepended_headers: bytes | None = None
-    suppression: Suppression | None = None
-    live_outgoing: int = 0
-
-
-@attrs.frozen
-class DeliveryRecord:
-    """The outcome of processing one queued message, as it will be stored."""
-
-    queue_id: int
-    message_id: int
-    server_id: int
-    status: str
-    details: str
-    holder: str
-    output: str | None = None
-    sent_with_ssl: bool = False
-    log_id: str | None = None
-    time: float | None = None
-    #: None: remove the queue row; a time: retry then (attempts + 1).
-    retry_at: float | None = None
-    hold_expiry_days: int = 7
-    count_live_outgoing: bool = False
-    #: "approaching", "exceeded", "clear" or None (no send-limit change).
-    send_limit_state: str | None = None
-    prepended_headers: bytes | None = None
-    #: Suppression list changes: add with a reason, or remove on success.
-    suppress_reason: str | None = None
-    suppress_days: int = 30
-    unsuppress: bool = False
-    #: Postal's rule: a hard failure after another in the last day suppresses.
-    suppress_on_repeated_hard_fail: bool = False
 
 
 def _by_id(conn: Connection, table: Any, cls: type[Any], ids: set[int]) -> dict[int, Any]:
@@ -141,6 +101,7 @@ def claim_work_txn(
         if server is not None and server.send_limit is not None:
             live[server_id] = live_total_txn(conn, server_id, "outgoing", now)
     suppressions = _suppressed(conn, now, claimed, message_rows)
+    messages = dict(zip(message_rows, records_from_rows(Message, list(message_rows.values()))))
     items = []
     for queued in claimed:
         row = message_rows.get(queued.message_id)
@@ -149,7 +110,7 @@ def claim_work_txn(
             continue
         prepended = row._mapping["prepended_headers"]
         items.append(WorkItem(
-            queued=queued, message=to_record(Message, row), server=servers[queued.server_id],
+            queued=queued, message=messages[row.id], server=servers[queued.server_id],
             domain=domains.get(row.domain_id), credential=credentials.get(row.credential_id),
             raw=raws.get(row.raw_message_id), prepended_headers=None if prepended is None else bytes(prepended),
             suppression=suppressions.get((queued.server_id, (row.rcpt_to or "").strip().lower()))
@@ -239,29 +200,24 @@ def record_delivery_txn(conn: Connection, now: float, record: DeliveryRecord,
         conn.execute(delete(s.queued_messages).where(s.queued_messages.c.id == record.queue_id))
         return None
     details = _apply_suppression(conn, now, record, row)
-    output = None if record.output is None else record.output[:250]
-    inserted = conn.execute(s.deliveries.insert().values(
-        message_id=record.message_id, status=record.status, details=details[:250], output=output,
-        sent_with_ssl=record.sent_with_ssl, log_id=record.log_id, timestamp=now, time=record.time,
-    )).inserted_primary_key
-    assert inserted is not None
-    delivery_id = inserted[0]
-    held = record.status == "Held"
-    message_values: dict[str, Any] = {
-        "status": record.status, "held": held,
-        "hold_expiry": now + record.hold_expiry_days * _DAY if held else None,
-    }
-    if record.status in ("Sent", "SoftFail", "HardFail"):
-        message_values["last_delivery_attempt"] = now
-    if record.prepended_headers is not None:
-        message_values["prepended_headers"] = record.prepended_headers
-    conn.execute(update(s.messages).where(s.messages.c.id == record.message_id).values(**message_values))
+    [delivery_id] = insert_deliveries(conn, now, [record], [details])
+    conn.execute(update(s.messages).where(s.messages.c.id == record.message_id).values(
+        **message_values(now, record)))
     _update_queue(conn, record)
+    counts = {"held": int(record.status == "Held"), "bounces": int(record.status == "HardFail")}
+    increment_period_stats_txn(conn, record.server_id, now, counts)
+    _follow_up(conn, now, record, row, details, state)
+    if standalone:
+        _flush_live(conn, now, state)
+    return delivery_id
+
+
+def _follow_up(conn: Connection, now: float, record: DeliveryRecord, row: Any, details: str,
+               state: _FlushState) -> None:
+    """The server's send-limit marks, the live counter and the webhook request of one outcome."""
     _update_server(conn, now, record)
     if record.count_live_outgoing:
         state.live[record.server_id] = state.live.get(record.server_id, 0) + 1
-    counts = {"held": int(held), "bounces": int(record.status == "HardFail")}
-    increment_period_stats_txn(conn, record.server_id, now, counts)
     event = WEBHOOK_EVENT_FOR_STATUS.get(record.status)
     if event is not None and state.has_webhooks(conn, record.server_id, event):
         enqueue_webhook_event_txn(conn, now, record.server_id, event, {
@@ -269,9 +225,47 @@ def record_delivery_txn(conn: Connection, now: float, record: DeliveryRecord,
             "output": (record.output or "")[:512], "sent_with_ssl": record.sent_with_ssl,
             "timestamp": now, "time": record.time,
         })
-    if standalone:
-        _flush_live(conn, now, state)
-    return int(delivery_id)
+
+
+def _unsuppress_details(conn: Connection, records: Sequence[DeliveryRecord], rows: dict[int, Any]) -> list[str]:
+    """
+    Take the sent recipients off the suppression list (one query per server)
+    and say so in the details of the first outcome for each removed address.
+    """
+    wanted: dict[int, set[str]] = {}
+    for record in records:
+        rcpt = rows[record.message_id].rcpt_to
+        if record.unsuppress and rcpt:
+            wanted.setdefault(record.server_id, set()).add(rcpt)
+    removed = {(server_id, address) for server_id, addresses in wanted.items()
+               for address in remove_suppressions_txn(conn, server_id, addresses)}
+    details = []
+    for record in records:
+        rcpt = rows[record.message_id].rcpt_to
+        key = (record.server_id, (rcpt or "").strip().lower())
+        if record.unsuppress and rcpt and key in removed:
+            removed.discard(key)
+            details.append(record.details + " Recipient removed from suppression list.")
+        else:
+            details.append(record.details)
+    return details
+
+
+def _record_simple(conn: Connection, now: float, records: Sequence[DeliveryRecord],
+                   state: _FlushState) -> list[int]:
+    """Outcomes that pass L{is_simple}, with a fixed number of statements for the batch."""
+    details = _unsuppress_details(conn, records, state.rows)
+    ids = insert_deliveries(conn, now, records, details)
+    update_messages(conn, now, records)
+    update_queue_rows(conn, records)
+    held: dict[int, int] = {}
+    for record, text in zip(records, details):
+        if record.status == "Held":
+            held[record.server_id] = held.get(record.server_id, 0) + 1
+        _follow_up(conn, now, record, state.rows[record.message_id], text, state)
+    for server_id, count in held.items():
+        increment_period_stats_txn(conn, server_id, now, {"held": count})
+    return ids
 
 
 def _message_rows(conn: Connection, ids: Sequence[int]) -> dict[int, Any]:
@@ -285,8 +279,21 @@ def _flush_live(conn: Connection, now: float, state: _FlushState) -> None:
 
 
 def record_deliveries_txn(conn: Connection, now: float, records: Sequence[DeliveryRecord]) -> list[int | None]:
-    """Group commit: several outcomes in one transaction, each complete."""
+    """
+    Group commit: several outcomes in one transaction, each complete.
+    Returns the delivery row ids in C{records}' order (None where the
+    message is gone and only its queue row was deleted).
+    """
     state = _FlushState(rows=_message_rows(conn, [r.message_id for r in records]))
-    ids = [record_delivery_txn(conn, now, r, state) for r in records]
+    ids: list[int | None] = [None] * len(records)
+    gone = [r.queue_id for r in records if r.message_id not in state.rows]
+    if gone:
+        conn.execute(delete(s.queued_messages).where(s.queued_messages.c.id.in_(gone)))
+    simple = [i for i, r in enumerate(records) if r.message_id in state.rows and is_simple(r)]
+    for i, delivery_id in zip(simple, _record_simple(conn, now, [records[i] for i in simple], state)):
+        ids[i] = delivery_id
+    for i, record in enumerate(records):
+        if record.message_id in state.rows and not is_simple(record):
+            ids[i] = record_delivery_txn(conn, now, record, state)
     _flush_live(conn, now, state)
     return ids

@@ -22,11 +22,14 @@ from sqlalchemy.engine import Connection
 
 from postal.db import schema as s
 from postal.db._rows import to_record
+from postal.db.delivery_batch import records_from_rows
+from postal.delivery.values import QueueStats, RequeueResult
 
 __all__ = [
     "QueuedMessage", "QueueStats", "QueueFilter", "RequeueResult", "next_retry_at_txn",
     "QUEUE_CHANNEL", "notify_queue_txn", "release_held_txn", "cancel_hold_txn", "HOLD_CANCELLED",
     "claim_batch_txn", "release_txn", "renew_leases_txn", "requeue_txn", "queue_stats_txn",
+    "requeue_and_measure_txn",
     "list_queue_txn", "retry_queued_txn", "remove_queued_txn", "enqueue_message_txn",
 ]
 
@@ -44,23 +47,6 @@ class QueuedMessage:
     manual: bool
     batch_key: str | None
     created_at: float
-
-
-@attrs.frozen
-class QueueStats:
-    """What the requeuer exports as metrics."""
-
-    size: int
-    ready: int
-    deferred: int
-    locked: int
-    oldest_created_at: float | None
-
-
-@attrs.frozen
-class RequeueResult:
-    expired_leases: int
-    due_retries: int
 
 
 @attrs.frozen
@@ -108,7 +94,7 @@ def claim_batch_txn(
         locked_by=holder, locked_at=now, locked_until=now + lease_seconds,
     ))
     rows = conn.execute(select(_q).where(_q.c.id.in_(ids)).order_by(_q.c.id)).all()
-    return [to_record(QueuedMessage, r) for r in rows]
+    return records_from_rows(QueuedMessage, rows)
 
 
 def release_txn(conn: Connection, holder: str, queue_ids: Iterable[int]) -> int:
@@ -162,6 +148,14 @@ def queue_stats_txn(conn: Connection, now: float) -> QueueStats:
     ).select_from(_q)).one()
     return QueueStats(size=int(row[0]), ready=int(row[1]), deferred=int(row[2]), locked=int(row[3]),
                       oldest_created_at=None if row[4] is None else float(row[4]))
+
+
+def requeue_and_measure_txn(conn: Connection, now: float) -> tuple[RequeueResult, QueueStats]:
+    """The requeuer's pass: L{requeue_txn} (notifying workers on PostgreSQL), then L{queue_stats_txn}."""
+    result = requeue_txn(conn, now)
+    if result.due_retries or result.expired_leases:
+        notify_queue_txn(conn)
+    return result, queue_stats_txn(conn, now)
 
 
 def _filtered(query, flt: QueueFilter):  # type: ignore[no-untyped-def]

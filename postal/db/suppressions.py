@@ -7,6 +7,8 @@ days, and come off the list as soon as a message to them is sent.
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import attrs
 from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.engine import Connection
@@ -16,6 +18,7 @@ from postal.db._rows import to_record, to_record_or_none
 
 __all__ = [
     "Suppression", "get_suppression_txn", "add_suppression_txn", "remove_suppression_txn",
+    "remove_suppressions_txn",
     "suppressions_for_server_txn", "prune_suppressions_txn", "recent_hard_fails_txn",
 ]
 
@@ -67,6 +70,19 @@ def remove_suppression_txn(conn: Connection, server_id: int, address: str) -> bo
         s.suppressions.c.server_id == server_id, s.suppressions.c.type == "recipient",
         s.suppressions.c.address == _normal(address),
     )).rowcount)
+
+
+def remove_suppressions_txn(conn: Connection, server_id: int, addresses: Iterable[str]) -> set[str]:
+    """Remove every listed one of C{addresses}; returns those that were listed (normalised)."""
+    wanted = {_normal(address) for address in addresses}
+    if not wanted:
+        return set()
+    table = s.suppressions
+    rows = conn.execute(select(table.c.id, table.c.address).where(
+        table.c.server_id == server_id, table.c.type == "recipient", table.c.address.in_(wanted))).all()
+    if rows:
+        conn.execute(delete(table).where(table.c.id.in_([r.id for r in rows])))
+    return {r.address for r in rows}
 
 
 def suppressions_for_server_txn(conn: Connection, server_id: int, now: float) -> list[Suppression]:

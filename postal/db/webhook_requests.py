@@ -21,43 +21,12 @@ from postal.db import schema as s
 from postal.db._rows import to_record
 from postal.db.pool import TransactionPool
 from postal.webhooks.interfaces import IWebhookQueue
+from postal.webhooks.values import AttemptOutcome, WebhookRequest
 
 __all__ = [
     "WebhookRequest", "AttemptOutcome", "WebhookAttempt", "claim_webhook_requests_txn",
     "finish_webhook_attempt_txn", "finish_webhook_attempts_txn", "webhook_attempts_txn", "release_webhook_requests_txn", "SQLWebhookQueue",
 ]
-
-
-@attrs.frozen
-class WebhookRequest:
-    """A queued request; C{payload} is the JSON text stored when the event fired."""
-
-    id: int
-    uuid: str
-    server_id: int
-    webhook_id: int | None
-    url: str
-    event: str
-    payload: str
-    attempts: int
-    created_at: float
-
-
-@attrs.frozen
-class AttemptOutcome:
-    """
-    What one attempt did.  C{retry_at} None means the request is finished
-    (delivered, or out of attempts); C{status_code} is negative for network
-    errors, as Postal records them.
-    """
-
-    request_id: int
-    holder: str
-    status_code: int
-    body: str | None
-    retry_at: float | None
-    error: str | None
-    succeeded: bool
 
 
 @attrs.frozen

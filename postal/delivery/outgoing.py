@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.delivery.test_outgoing -*-
+# -*- test-case-name: tests.delivery.test_worker -*-
 """
 The outgoing pipeline's decisions, in Postal's order (postal-behaviour.md
 section 3.2): everything before the send is a pure function of the claimed
@@ -13,9 +13,9 @@ from typing import Union
 import attrs
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from postal.db.deliveries import DeliveryRecord, WorkItem
 from postal.delivery.dkim import DKIMKey, dkim_signature_headers, load_ed25519_key
 from postal.delivery.sender import SendResult
+from postal.delivery.values import DeliveryRecord, WorkItem
 from postal.keys import load_private_key
 
 __all__ = ["Policy", "Drop", "SendPlan", "Decision", "decide", "record_for_result", "retry_delay", "error_record", "KeyCache"]

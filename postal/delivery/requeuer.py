@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.delivery.test_requeuer -*-
+# -*- test-case-name: tests.delivery.test_tap -*-
 """
 The requeuer owns queue time: while this process holds the C{requeuer}
 lease it returns retries that came due and the rows of dead workers
@@ -15,11 +15,10 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from postal.db.pool import TransactionPool
-from postal.db.queue import QueueStats, RequeueResult, notify_queue_txn, queue_stats_txn, requeue_txn
+from postal.delivery.interfaces import IQueueMaintenance
 from postal.delivery.wakeup import IWakeup
 
-__all__ = ["Requeuer", "requeue_and_measure_txn"]
+__all__ = ["Requeuer"]
 
 log = Logger()
 
@@ -31,20 +30,12 @@ QUEUE_OLDEST_AGE = Gauge("postal_queue_oldest_age_seconds", "Age of the oldest q
 QUEUE_RETURNED = Gauge("postal_queue_returned_last", "Rows the last requeue pass returned (due + expired).")
 
 
-def requeue_and_measure_txn(conn: object, now: float) -> tuple[RequeueResult, QueueStats]:
-    """One pass: return due retries and expired leases (notifying workers on PostgreSQL), then measure."""
-    result = requeue_txn(conn, now)  # type: ignore[arg-type]
-    if result.due_retries or result.expired_leases:
-        notify_queue_txn(conn)  # type: ignore[arg-type]
-    return result, queue_stats_txn(conn, now)  # type: ignore[arg-type]
-
-
 @attrs.define(eq=False)
 class Requeuer:
     """Started and stopped by the role's lease (C{on_acquired}/C{on_lost})."""
 
     _clock: IReactorTime
-    _pool: TransactionPool
+    _queue: IQueueMaintenance
     _wakeup: IWakeup
     _interval: float = 1.0
     _loop: LoopingCall | None = None
@@ -71,8 +62,7 @@ class Requeuer:
         """One pass; failures are logged and the next pass tries again."""
         now = self._clock.seconds()
         try:
-            result, stats = await self._pool.run_in_transaction(
-                "requeue", requeue_and_measure_txn, now)
+            result, stats = await self._queue.requeue(now)
         except Exception:
             log.failure("Requeue pass failed")
             return

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.delivery.test_smtp_client -*-
+# -*- test-case-name: tests.delivery.test_smtp_client,tests.delivery.test_sender -*-
 """
 One SMTP session to one remote host: connect, greeting, EHLO, the SSL mode
 (postal-behaviour.md section 5.1), then any number of messages, each

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.delivery.test_smtp_client -*-
+# -*- test-case-name: tests.delivery.test_smtp_client,tests.delivery.test_sender -*-
 """
 The outbound SMTP client: one connection, driven by L{SMTPSession}.
 
@@ -51,7 +51,10 @@ class ConnectionDropped(Exception):
 
 def dot_stuff(data: bytes) -> bytes:
     """CRLF line ends, leading dots doubled and the final C{.} line added."""
-    data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
+        # Some bare CR or LF: rewrite every line end (most messages need no copy here).
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
     if data.startswith(b"."):
         data = b"." + data
     data = data.replace(b"\r\n.", b"\r\n..")
@@ -115,11 +118,17 @@ class SMTPClientProtocol(Protocol):
             self._unclaimed.append(reply)
 
     def _reset_timer(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        """Restart the read timeout while replies are awaited (one timer per connection, moved, not remade)."""
+        timer = self._timer
         if self._waiting and not self.closed:
-            self._timer = self._clock.callLater(self._read_timeout, self._timed_out)
+            if timer is not None and timer.active():
+                timer.reset(self._read_timeout)
+            else:
+                self._timer = self._clock.callLater(self._read_timeout, self._timed_out)
+        elif timer is not None:
+            if timer.active():
+                timer.cancel()
+            self._timer = None
 
     def _timed_out(self) -> None:
         self._timer = None

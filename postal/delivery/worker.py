@@ -21,13 +21,12 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from postal.db.deliveries import DeliveryRecord, WorkItem, claim_work_txn, record_deliveries_txn
-from postal.db.pool import TransactionPool
-from postal.db.queue import release_txn, renew_leases_txn
+from postal.delivery.interfaces import IDeliveryQueue
 from postal.delivery.outgoing import (
     Decision, Drop, KeyCache, Policy, SendPlan, decide, error_record, record_for_result,
 )
 from postal.delivery.sender import SendResult
+from postal.delivery.values import DeliveryRecord, WorkItem
 
 __all__ = ["DeliveryWorker", "IMessageSender"]
 
@@ -60,7 +59,7 @@ class DeliveryWorker(Service):
     """A Service claiming and delivering outgoing messages."""
 
     _clock: IReactorTime
-    _pool: TransactionPool
+    _queue: IDeliveryQueue
     _sender: IMessageSender
     _policy: Policy
     _keys: KeyCache
@@ -113,7 +112,7 @@ class DeliveryWorker(Service):
         for queue_id in unstarted:
             self._held.pop(queue_id, None)
         if unstarted:
-            await self._pool.run_in_transaction("release_claims", release_txn, self._holder, unstarted)
+            await self._queue.release(self._holder, unstarted)
             log.info("Released {count} claimed messages on shutdown", count=len(unstarted))
         if self._held:
             d: Deferred[None] = Deferred()
@@ -161,11 +160,10 @@ class DeliveryWorker(Service):
             while not self._stopping:
                 self._again = False
                 free = self._concurrency - len(self._held)
-                if free <= 0:
+                if free <= 0 or (free < self._min_claim() and self._plans_waiting()):
                     return
-                items = await self._pool.run_in_transaction(
-                    "claim_work", claim_work_txn, self._clock.seconds(), self._holder, self._lease_seconds,
-                    min(self._batch_size, free), self._saturated(), "outgoing-")
+                items = await self._queue.claim(self._clock.seconds(), self._holder, self._lease_seconds,
+                                                min(self._batch_size, free), self._saturated(), "outgoing-")
                 if not items:
                     if not self._again:
                         break
@@ -174,6 +172,13 @@ class DeliveryWorker(Service):
         finally:
             self._claiming = False
         self._schedule_poll()
+
+    def _min_claim(self) -> int:
+        """Claims smaller than this wait while lanes still have work: fewer, larger claim transactions."""
+        return max(1, min(self._batch_size, self._concurrency) // 4)
+
+    def _plans_waiting(self) -> bool:
+        return any(destination.plans for destination in self._destinations.values())
 
     def _decide_all(self, items: Sequence[WorkItem], now: float) -> list[Decision]:
         """Decide (and DKIM-sign) a batch; may run on a thread: it touches no shared state but keys."""
@@ -204,7 +209,7 @@ class DeliveryWorker(Service):
                 key = item.queued.batch_key or decision.domain
                 self._destinations.setdefault(key, _Destination(key)).plans.append(decision)
         if unstarted:
-            await self._pool.run_in_transaction("release_claims", release_txn, self._holder, unstarted)
+            await self._queue.release(self._holder, unstarted)
             for queue_id in unstarted:
                 self._held.pop(queue_id, None)
             self._check_idle()
@@ -255,8 +260,7 @@ class DeliveryWorker(Service):
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    await self._pool.run_in_transaction(
-                        "record_deliveries", record_deliveries_txn, self._clock.seconds(), [r for r, _ in batch])
+                    await self._queue.record(self._clock.seconds(), [r for r, _ in batch])
                 except Exception:
                     ERRORS.inc()
                     log.failure("Recording {count} deliveries failed; retrying", count=len(batch))
@@ -274,8 +278,7 @@ class DeliveryWorker(Service):
     async def _renew(self) -> None:
         ids = list(self._held)
         if ids:
-            await self._pool.run_in_transaction("renew_leases", renew_leases_txn, self._clock.seconds(),
-                                                self._holder, ids, self._lease_seconds)
+            await self._queue.renew(self._clock.seconds(), self._holder, ids, self._lease_seconds)
 
 
 def _drop_record(item: WorkItem, holder: str) -> DeliveryRecord:

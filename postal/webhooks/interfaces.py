@@ -6,13 +6,12 @@ implements it over the database pool.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 from twisted.internet.defer import Deferred
 from zope.interface import Interface
 
-if TYPE_CHECKING:  # records only: the store module implements this interface
-    from postal.db.webhook_requests import AttemptOutcome, WebhookRequest
+from postal.webhooks.values import AttemptOutcome, WebhookRequest
 
 __all__ = ["IWebhookQueue"]
 

@@ -20,11 +20,11 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from postal.db.webhook_requests import AttemptOutcome, WebhookRequest
 from postal.webhooks.interfaces import IWebhookQueue
 from postal.webhooks.payloads import webhook_body
 from postal.webhooks.retry import retry_delay
 from postal.webhooks.signing import RequestSigner
+from postal.webhooks.values import AttemptOutcome, WebhookRequest
 
 __all__ = ["WebhookSender", "HTTPClient", "split_userinfo", "TIMEOUT_CODE", "SOCKET_ERROR_CODE"]
 

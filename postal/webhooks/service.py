@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.webhooks.test_end_to_end -*-
 """
 Building the webhook sender for a role's service tree (the worker role, or
-the all-in-one process): the signing key, treq over a persistent connection
-pool, and the SQL queue.
+the all-in-one process): the signing key and treq over a persistent
+connection pool, working from the queue the caller gives it (the tap layer
+passes L{postal.db.webhook_requests.SQLWebhookQueue}).
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ from twisted.web.client import Agent, HTTPConnectionPool
 
 from postal._version import __version__
 from postal.config import PostalConfig
-from postal.db.pool import TransactionPool
-from postal.db.webhook_requests import SQLWebhookQueue
 from postal.keys import ensure_signing_key
+from postal.webhooks.interfaces import IWebhookQueue
 from postal.webhooks.sender import WebhookSender
 from postal.webhooks.signing import signer_from_file
 
@@ -29,15 +29,15 @@ __all__ = ["build_webhook_sender", "WEBHOOK_CONCURRENCY"]
 WEBHOOK_CONCURRENCY = 50
 
 
-def build_webhook_sender(config: PostalConfig, reactor: Any, pool: TransactionPool) -> IService:
-    """The webhook sender service (named C{webhook-sender}); it does not own C{pool}."""
+def build_webhook_sender(config: PostalConfig, reactor: Any, queue: IWebhookQueue) -> IService:
+    """The webhook sender service (named C{webhook-sender}) working from C{queue}."""
     key_path = config.postal.signing_key_path or os.path.join(config.root, "signing.key")
     ensure_signing_key(key_path)
     connections = HTTPConnectionPool(reactor, persistent=True)
     connections.maxPersistentPerHost = WEBHOOK_CONCURRENCY
     http = treq.client.HTTPClient(Agent(reactor, pool=connections))
     return WebhookSender(
-        queue=SQLWebhookQueue(pool),
+        queue=queue,
         http=http,
         clock=reactor,
         signer=signer_from_file(key_path),

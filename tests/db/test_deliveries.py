@@ -91,6 +91,41 @@ class _DeliveriesMixin:
             s.queued_messages.c.attempts, s.queued_messages.c.retry_after, s.queued_messages.c.locked_by)).one()))
         self.assertEqual(row, (1, NOW + 300, None))
 
+    def test_group_commit_of_mixed_outcomes(self) -> None:
+        """
+        One transaction stores sent, held, retried, hard-failed and vanished
+        outcomes; ids come back in order, and a sent address leaves the
+        suppression list once, noted on the first outcome only.
+        """
+        recipients = ["a@dest.test", "A@dest.test", "b@dest.test", "c@dest.test", "d@dest.test", "e@dest.test"]
+        stored = queue_messages(self.pool, self.account, recipients)
+        self.pool.call("sup", add_suppression_txn, NOW, self.server_id, "a@dest.test", "x", 30)
+        items: Any = self.pool.call("claim", claim_work_txn, NOW, "w", 60.0, 10)
+        by_message = {item.queued.message_id: item.queued.id for item in items}
+
+        def record(i: int, status: str, **kw: Any) -> DeliveryRecord:
+            return DeliveryRecord(queue_id=by_message[stored[i].id], message_id=stored[i].id,
+                                  server_id=self.server_id, status=status, details=status, holder="w", **kw)
+
+        gone = record(5, "Sent")
+        self.pool.call("rm", lambda c: c.execute(s.messages.delete().where(s.messages.c.id == stored[5].id)).rowcount)
+        records = [record(0, "Sent", unsuppress=True), record(1, "Sent", unsuppress=True), record(2, "Held"),
+                   record(3, "SoftFail", retry_at=NOW + 300), record(4, "HardFail"), gone]
+        ids: Any = self.pool.call("record", record_deliveries_txn, NOW, records)
+        self.assertIsNone(ids[5])
+        self.assertEqual(ids[:5], sorted(ids[:5]))
+        details = [self.pool.call("d", deliveries_for_message_txn, m.id)[0].details for m in stored[:5]]
+        self.assertEqual(details, ["Sent Recipient removed from suppression list.", "Sent", "Held", "SoftFail",
+                                   "HardFail"])
+        self.assertIsNone(self.pool.call("get", get_suppression_txn, self.server_id, "a@dest.test", NOW))
+        statuses = [self.pool.call("m", get_message_txn, self.server_id, m.id).status for m in stored[:5]]
+        self.assertEqual(statuses, ["Sent", "Sent", "Held", "SoftFail", "HardFail"])
+        queue = self.pool.call("q", lambda c: [tuple(r) for r in c.execute(select(
+            s.queued_messages.c.message_id, s.queued_messages.c.attempts, s.queued_messages.c.locked_by)).all()])
+        self.assertEqual(queue, [(stored[3].id, 1, None)])
+        held = self.pool.call("held", lambda c: c.execute(select(s.stats_daily.c.held)).scalar())
+        self.assertEqual(held, 1)
+
     def test_suppression_list(self) -> None:
         """Entries are case-insensitive, refreshed on re-add, ignored once expired and pruned."""
         self.pool.call("add", add_suppression_txn, NOW, self.server_id, "X@dest.test", "one", 30)

@@ -47,6 +47,10 @@ class _Collect:
 
 
 class IntegrationTests(TestCase):
+    """Real peers over loopback (DNS server, aiosmtpd, smtp-sink), each test bounded by C{timeout}."""
+
+    timeout = 60
+
     def sender(self, port: int, relays: list[Relay] | None = None, trust_root: Any = None) -> SMTPSender:
         zone = Zone()
         zone.add("dest.test", MXRecord(10, "mx.dest.test"))

@@ -11,7 +11,7 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from postal.delivery.mx import Relay
 from postal.delivery.sender import SendResult, SMTPSender, retry_hint
@@ -27,6 +27,10 @@ def endpoint_factory(address: str, port: int) -> Any:
 
 
 class SenderTests(TestCase):
+    """Over loopback sockets to a scripted server: a real-reactor TestCase with a timeout."""
+
+    timeout = 30
+
     def listen(self, script: Script) -> int:
         port = reactor.listenTCP(0, ScriptedSMTPFactory(script), interface="127.0.0.1")  # type: ignore[attr-defined,arg-type]
         self.addCleanup(port.stopListening)
@@ -171,7 +175,7 @@ class SenderTests(TestCase):
         return zone
 
 
-class RetryHintTests(TestCase):
+class RetryHintTests(SynchronousTestCase):
     def test_hints(self) -> None:
         """"N seconds" means N+10 s, "N minutes" N*60+10 s, anything else no hint."""
         self.assertEqual(retry_hint("421 try again in 30 seconds"), 40)

@@ -17,12 +17,15 @@ from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from postal.config import default_config
+from postal.db.delivery_store import SQLQueueMaintenance
 from postal.db.pool import SynchronousDatabasePool
 from postal.db.queue import claim_batch_txn, queue_stats_txn
 from postal.delivery.requeuer import QUEUE_SIZE, Requeuer
 from postal.delivery.wakeup import Notifier, PostgresQueueListener
 from postal.delivery.worker import DeliveryWorker
+from postal.db.webhook_requests import SQLWebhookQueue
 from postal.lease import LeaseService
+from postal.webhooks.sender import WebhookSender
 from postal.tap import requeuer as requeuer_tap, worker as worker_tap
 from tests.dbhelpers import sqlite_engine
 from tests.delivery.helpers import make_account, queue_messages
@@ -50,6 +53,22 @@ class TapTests(SynchronousTestCase):
         tree = worker_tap.build(pg, MemoryReactorClock(), SynchronousDatabasePool(sqlite_engine(self)))
         self.assertIsInstance(tree.getServiceNamed("queue-listener"), PostgresQueueListener)  # type: ignore[attr-defined]
 
+    def test_worker_tree_sends_webhooks(self) -> None:
+        """The worker's tree (build's, and the whole role's that makeService returns) holds the webhook sender."""
+        folder = os.path.abspath(self.mktemp())
+        config = default_config(folder, database={"url": f"sqlite:///{folder}/postal.sqlite"})
+        tree = worker_tap.build(config, MemoryReactorClock(), SynchronousDatabasePool(sqlite_engine(self)))
+        assert isinstance(tree, MultiService)
+        sender = tree.getServiceNamed("webhook-sender")
+        self.assertIsInstance(sender, WebhookSender)
+        self.assertIsInstance(sender._queue, SQLWebhookQueue)  # type: ignore[attr-defined]
+        self.assertTrue(os.path.exists(os.path.join(folder, "signing.key")))
+        role = worker_tap.role_service(config, MemoryReactorClock())
+        assert isinstance(role, MultiService)
+        worker_tree = role.getServiceNamed("worker")
+        self.assertIsInstance(worker_tree.getServiceNamed("webhook-sender"), WebhookSender)  # type: ignore[attr-defined]
+        self.assertIsInstance(worker_tree.getServiceNamed("delivery-worker"), DeliveryWorker)  # type: ignore[attr-defined]
+
     def test_requeuer_build(self) -> None:
         """The requeuer role is a lease service named requeuer-lease."""
         service = requeuer_tap.build(default_config("/tmp"), MemoryReactorClock(),
@@ -70,7 +89,7 @@ class RequeuerTests(SynchronousTestCase):
         notifier.subscribe(lambda: woken.append(True))
         clock = Clock()
         clock.advance(NOW)
-        requeuer = Requeuer(clock, pool, notifier, interval=1.0)
+        requeuer = Requeuer(clock, SQLQueueMaintenance(pool), notifier, interval=1.0)
         requeuer.start()
         self.assertEqual(pool.call("s", queue_stats_txn, NOW).locked, 2)
         woken.clear()
@@ -83,6 +102,8 @@ class RequeuerTests(SynchronousTestCase):
 
 
 class PostgresWakeupTests(TestCase):
+    timeout = 30
+
     async def test_notify_after_commit_wakes_listener(self) -> None:
         """A transaction running notify_queue_txn wakes a PostgresQueueListener's notifier once it commits."""
         from twisted.internet import reactor

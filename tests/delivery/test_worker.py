@@ -18,6 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from postal.db import schema as s
 from postal.db.messages import deliveries_for_message_txn, get_message_txn
+from postal.db.delivery_store import SQLDeliveryQueue
 from postal.db.pool import SynchronousDatabasePool
 from postal.db.queue import enqueue_message_txn
 from postal.db.suppressions import add_suppression_txn, get_suppression_txn
@@ -70,7 +71,7 @@ class _Fixture(SynchronousTestCase):
         self.policy = Policy(return_path_domain="rp.postal.test")
 
     def worker(self, sender: RecordingSender, **kw: Any) -> DeliveryWorker:
-        worker = DeliveryWorker(self.clock, self.pool, sender, self.policy,
+        worker = DeliveryWorker(self.clock, SQLDeliveryQueue(self.pool), sender, self.policy,
                                 KeyCache(load_private_key(dkim_key_pem())), "worker-1", **kw)
         worker.startService()
         self.addCleanup(lambda: worker.running and worker.stopService())

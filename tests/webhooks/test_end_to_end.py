@@ -35,6 +35,7 @@ from postal.db import credentials, domains, organizations, servers, webhooks
 from postal.db.deliveries import DeliveryRecord, claim_work_txn, record_deliveries_txn
 from postal.db.migrate import upgrade
 from postal.db.pool import DatabasePool, SynchronousDatabasePool, make_engine
+from postal.db.webhook_requests import SQLWebhookQueue
 from postal.keys import dkim_record, load_private_key
 from postal.tap.web import build
 from postal.webhooks.service import build_webhook_sender
@@ -90,7 +91,7 @@ class EndToEndTests(TestCase):
         web = build(config, reactor, pool)
         web.startService()
         self.addCleanup(web.stopService)
-        sender = build_webhook_sender(config, reactor, pool)
+        sender = build_webhook_sender(config, reactor, SQLWebhookQueue(pool))
         sender.startService()
         self.addCleanup(sender.stopService)
 

@@ -148,7 +148,8 @@ class AllInOneTests(TestCase):
         for _, _, data in self.script.messages:
             self.assertIn(b"DKIM-Signature:", data)
             self.assertIn(b"X-Postal-MsgID:", data)
-        self.assertEqual(sorted(rcpt for _, rcpt, _ in self.script.messages), ["other@dest.test", "someone@dest.test"])
+        self.assertEqual(sorted(rcpt for _, rcpt, _ in self.script.messages),
+                         ["RCPT TO:<other@dest.test>", "RCPT TO:<someone@dest.test>"])
 
         record = self.postal("default-dkim-record")["record"]
         spki = record.split("p=")[1].rstrip(";")

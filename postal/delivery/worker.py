@@ -71,6 +71,8 @@ class DeliveryWorker(Service):
     _batch_size: int = 100
     #: Runs the batch's decisions (DKIM signing): inline by default, a thread in production.
     _run_in_thread: Callable[..., Deferred[Any]] = attrs.field(default=_inline)
+    #: Called after each commit of outcomes: wakes the webhook sender for the rows it queued.
+    _after_record: Callable[[], None] | None = None
     _held: dict[int, WorkItem] = attrs.field(factory=dict)
     _destinations: dict[str, _Destination] = attrs.field(factory=dict)
     _pending: list[tuple[DeliveryRecord, int]] = attrs.field(factory=list)
@@ -270,6 +272,8 @@ class DeliveryWorker(Service):
                 for record, queue_id in batch:
                     DELIVERIES.labels(record.status).inc()
                     self._held.pop(queue_id, None)
+                if self._after_record is not None:
+                    self._after_record()
         finally:
             self._flushing = False
         self._check_idle()

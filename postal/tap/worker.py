@@ -85,13 +85,15 @@ def build(config: PostalConfig, reactor: Any, pool: TransactionPool, notifier: N
     top = MultiService()
     top.setName("worker")
     settings = config.worker
+    webhooks = build_webhook_sender(config, reactor, SQLWebhookQueue(pool))
     worker = DeliveryWorker(reactor, SQLDeliveryQueue(pool), _sender(config, reactor), policy_from(config), _key_cache(config),
                             lease_holder(), concurrency=settings.concurrency,
                             per_destination=settings.per_destination_concurrency,
                             lease_seconds=settings.lease_seconds, poll_interval=settings.poll_interval,
-                            run_in_thread=lambda fn, *args: deferToThread(fn, *args))
+                            run_in_thread=lambda fn, *args: deferToThread(fn, *args),
+                            after_record=webhooks.wake)
     worker.setServiceParent(top)  # type: ignore[no-untyped-call]
-    build_webhook_sender(config, reactor, SQLWebhookQueue(pool)).setServiceParent(top)
+    webhooks.setServiceParent(top)  # type: ignore[no-untyped-call]
     notifier = notifier if notifier is not None else Notifier()
     notifier.subscribe(worker.wake)
     if config.database_url.startswith("postgresql"):

@@ -13,7 +13,6 @@ import socket
 from typing import Any
 
 import treq
-from twisted.application.service import IService
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from postal._version import __version__
@@ -29,7 +28,7 @@ __all__ = ["build_webhook_sender", "WEBHOOK_CONCURRENCY"]
 WEBHOOK_CONCURRENCY = 50
 
 
-def build_webhook_sender(config: PostalConfig, reactor: Any, queue: IWebhookQueue) -> IService:
+def build_webhook_sender(config: PostalConfig, reactor: Any, queue: IWebhookQueue) -> WebhookSender:
     """The webhook sender service (named C{webhook-sender}) working from C{queue}."""
     key_path = config.postal.signing_key_path or os.path.join(config.root, "signing.key")
     ensure_signing_key(key_path)

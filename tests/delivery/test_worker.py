@@ -101,6 +101,13 @@ class _Fixture(SynchronousTestCase):
         self.execute(update(table).where(table.c.id == row_id).values(**values))
 
 class WorkerTests(_Fixture):
+    def test_after_record_runs_once_outcomes_are_committed(self) -> None:
+        """The after-record hook (waking the webhook sender) runs after the outcome and its webhook rows commit."""
+        queue_messages(self.pool, self.account, ["user@dest.test"])
+        seen: list[list[str]] = []
+        self.worker(RecordingSender(), after_record=lambda: seen.append([e for e, _ in self.webhook_events()]))
+        self.assertEqual(seen, [["MessageSent"]])
+
     def test_sent_message_is_signed_recorded_and_dequeued(self) -> None:
         """A sent message is DKIM-signed, recorded Sent with a MessageSent webhook, and leaves the queue."""
         [stored] = queue_messages(self.pool, self.account, ["user@dest.test"])

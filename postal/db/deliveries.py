@@ -36,6 +36,7 @@ from postal.db.suppressions import (
 from postal.db.webhooks import enqueue_webhook_event_txn, webhooks_for_event_txn
 from postal.delivery.values import DeliveryRecord, WorkItem
 from postal.errors import NotFound
+from postal.webhooks.payloads import status_payload
 
 __all__ = ["WorkItem", "DeliveryRecord", "claim_work_txn", "record_deliveries_txn", "WEBHOOK_EVENT_FOR_STATUS"]
 
@@ -118,20 +119,6 @@ def claim_work_txn(
             live_outgoing=live.get(queued.server_id, 0),
         ))
     return items
-
-
-def message_webhook_hash(message: Any) -> dict[str, Any]:
-    """Postal's C{webhook_hash} of a message row (api-contract.md section 3.6)."""
-    if not message.inspected:
-        spam_status = "NotChecked"
-    else:
-        spam_status = "Spam" if message.spam else "NotSpam"
-    return {
-        "id": message.id, "token": message.token, "direction": message.scope,
-        "message_id": message.message_id, "to": message.rcpt_to, "from": message.mail_from,
-        "subject": message.subject, "timestamp": float(message.timestamp),
-        "spam_status": spam_status, "tag": message.tag,
-    }
 
 
 def _apply_suppression(conn: Connection, now: float, record: DeliveryRecord, message: Any) -> str:
@@ -220,11 +207,8 @@ def _follow_up(conn: Connection, now: float, record: DeliveryRecord, row: Any, d
         state.live[record.server_id] = state.live.get(record.server_id, 0) + 1
     event = WEBHOOK_EVENT_FOR_STATUS.get(record.status)
     if event is not None and state.has_webhooks(conn, record.server_id, event):
-        enqueue_webhook_event_txn(conn, now, record.server_id, event, {
-            "message": message_webhook_hash(row), "status": record.status, "details": details,
-            "output": (record.output or "")[:512], "sent_with_ssl": record.sent_with_ssl,
-            "timestamp": now, "time": record.time,
-        })
+        enqueue_webhook_event_txn(conn, now, record.server_id, event, status_payload(
+            row, record.status, details, record.output, record.sent_with_ssl, now, record.time))
 
 
 def _unsuppress_details(conn: Connection, records: Sequence[DeliveryRecord], rows: dict[int, Any]) -> list[str]:

@@ -80,6 +80,18 @@ class _DeliveriesMixin:
         self.assertEqual((event, payload["status"], payload["message"]["id"]), ("MessageHeld", "Held", stored.id))
         self.assertEqual(self.pool.call("live", live_total_txn, self.server_id, "outgoing", NOW + 2), 1)
 
+    def test_webhook_output_truncated_as_postal_does(self) -> None:
+        """A webhook's output is at most 512 characters, ending "..." when cut, as Postal's truncate."""
+        self.pool.call("hook", create_webhook_txn, NOW, self.server_id, "https://h.test/", None, True, [])
+        [stored] = queue_messages(self.pool, self.account, ["a@dest.test"])
+        item: Any
+        [item] = self.pool.call("claim", claim_work_txn, NOW, "w", 60.0, 10)
+        record = DeliveryRecord(queue_id=item.queued.id, message_id=stored.id, server_id=self.server_id,
+                                status="HardFail", details="rejected", holder="w", output="5" * 600)
+        self.pool.call("record", record_deliveries_txn, NOW + 1, [record])
+        payload = self.pool.call("hook", lambda c: json.loads(c.execute(select(s.webhook_requests.c.payload)).scalar()))
+        self.assertEqual(payload["output"], "5" * 509 + "...")
+
     def test_retry_record_keeps_the_row(self) -> None:
         """A retry record unlocks the row, counts the attempt and sets retry_after."""
         [stored] = queue_messages(self.pool, self.account, ["a@dest.test"])

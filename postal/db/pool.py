@@ -13,7 +13,7 @@ safely cross threads).  Deadlocks, serialisation failures and SQLite's
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Concatenate, ParamSpec, TypeVar
+from typing import Any, Callable, Concatenate, ParamSpec, Protocol, TypeVar
 
 import attrs
 from prometheus_client import Counter, Histogram
@@ -141,8 +141,8 @@ def run_transaction_body(
             TRANSACTION_SECONDS.labels(name).observe(time.perf_counter() - started)
 
 
-class TransactionPool:
-    """The one method stores use; both pools below provide it."""
+class TransactionPool(Protocol):
+    """What stores need of a pool: named transactions, and which database it is."""
 
     def run_in_transaction(
         self,
@@ -151,11 +151,13 @@ class TransactionPool:
         *args: _P.args,
         **kwargs: _P.kwargs,
     ) -> Deferred[_R]:
-        raise NotImplementedError()  # pragma: no cover
+        """Run C{fn(connection, *args)} in a transaction; fires with its result after commit."""
+        ...
 
     @property
     def dialect(self) -> str:
-        raise NotImplementedError()  # pragma: no cover
+        """C{"sqlite"} or C{"postgresql"}."""
+        ...
 
 
 @attrs.define(eq=False)

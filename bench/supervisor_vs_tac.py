@@ -68,7 +68,10 @@ def write_config(folder: str, url: str, smtp_port: int, sink_port: int) -> str:
             f"database:\n  url: {url}\n"
             f"smtp_server:\n  default_port: {smtp_port}\n  default_bind_address: 127.0.0.1\n"
             f"  health_port: {ports['smtp']}\n  max_connections_per_ip: 1000\n"
-            f"worker:\n  health_port: {ports['worker']}\n"
+            # As bench/e2e.py and bench/peers.d: SQLite has no cross-process wake-up, so
+            # separate workers poll every 50 ms (postal.tac wakes its worker in-process).
+            f"worker:\n  health_port: {ports['worker']}\n  poll_interval: 0.05\n"
+            f"  per_destination_concurrency: 20\n"
             f"cron:\n  health_port: {ports['cron']}\nrequeuer:\n  health_port: {ports['requeuer']}\n"
             f"fast:\n  health_port: {ports['fast']}\n"
             f"web_server:\n  default_port: {free_port()}\n"

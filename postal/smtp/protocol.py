@@ -78,8 +78,9 @@ class SMTPServerProtocol(LineReceiver, TimeoutMixin):
         self.session = self.factory.new_session(self.client_ip)
         self.callLater = self.factory.clock.callLater  # type: ignore[method-assign,assignment]  # TimeoutMixin on our clock
         self.setTimeout(self.factory.idle_timeout)
-        log.debug("SMTP {trace_id}: connection from {client_ip}",
-                  trace_id=self.session.trace_id, client_ip=self.client_ip)
+        if self.factory.log_connections:
+            log.debug("SMTP {trace_id}: connection from {client_ip}",
+                      trace_id=self.session.trace_id, client_ip=self.client_ip)
         self._send(self.session.greeting())
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
@@ -241,6 +242,8 @@ class SMTPServerFactory(ServerFactory):
     max_connections_per_ip: int = 100
     max_auth_failures: int = 5
     implicit_tls: bool = False
+    #: Postal's smtp_server.log_connections: a log event per connection (off by default: it costs).
+    log_connections: bool = False
     limits: ConnectionLimits = attrs.field(init=False)
     connections: set[SMTPServerProtocol] = attrs.field(init=False, factory=set)
     auth_failures: ClockedAuthFailureTracker = attrs.field(init=False)

@@ -71,6 +71,7 @@ def _factory(config: PostalConfig, reactor: Any, intake: Intake, tls: Reloadable
         idle_timeout=smtp.idle_timeout, data_timeout=smtp.data_timeout,
         max_connections=smtp.max_connections, max_connections_per_ip=smtp.max_connections_per_ip,
         max_auth_failures=smtp.max_auth_failures, implicit_tls=implicit_tls,
+        log_connections=smtp.log_connections,
     )
 
 

@@ -11,8 +11,11 @@ from types import SimpleNamespace
 from typing import Any
 
 from prometheus_client import REGISTRY
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionLost
+from twisted.internet.testing import EventLoggingObserver, StringTransport
+from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 
 from postal.db import schema as s
@@ -204,3 +207,20 @@ class ShutdownTests(SessionCase):
         self.assertEqual(self.transport.value().decode().splitlines(),
                          ["250 2.0.0 OK", "421 4.3.2 Service shutting down, closing connection"])
         self.assertEqual(count(self.pool, s.messages), 1)
+
+
+class ConnectionLoggingTests(SessionCase):
+    def test_connections_logged_only_when_configured(self) -> None:
+        """A connection is logged (with its trace id) only with smtp_server.log_connections, as in Postal."""
+        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+
+        def connections() -> list[str]:
+            return [e["client_ip"] for e in events if "connection from" in e.get("log_format", "")]
+
+        self.connect()
+        self.assertEqual(connections(), [])
+        self.factory.log_connections = True
+        protocol = self.factory.buildProtocol(IPv4Address("TCP", "192.0.2.77", 40001))
+        assert protocol is not None
+        protocol.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.77", 40001)))
+        self.assertEqual(connections(), ["192.0.2.77"])

@@ -6,6 +6,8 @@ repeating one bounded batch transaction until the work is done.
 
 from __future__ import annotations
 
+import abc
+
 from typing import Any, Callable, ClassVar, Concatenate
 
 import attrs
@@ -62,7 +64,7 @@ async def repeat_batches(
 
 
 @attrs.define
-class DatabaseTask:
+class DatabaseTask(abc.ABC):
     """
     Base of the tasks that work through the database pool on a clock:
     subclasses set C{name} and C{schedule} and write C{_run}.
@@ -78,8 +80,9 @@ class DatabaseTask:
     def run(self) -> Deferred[str]:
         return Deferred.fromCoroutine(self._run())
 
+    @abc.abstractmethod
     async def _run(self) -> str:
-        raise NotImplementedError()  # pragma: no cover
+        """Do the task's work; return a one-line summary for the log."""
 
     def _now(self) -> float:
         return self._clock.seconds()

@@ -218,6 +218,8 @@ class SMTPClientSettings:
 class LoggingSettings:
     enabled: bool = _bool(True)
     directory: str | None = _path("log")
+    #: Events below this level are dropped: debug, info, warn, error or critical.
+    level: str = _str("info")
     sentry_dsn: str | None = _str(None)
     highlighting_enabled: bool = _bool(False)
     rails_log_enabled: bool = _bool(False)
@@ -403,6 +405,14 @@ def _build_group(
     return attrs.evolve(instance, **changes)
 
 
+_LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
+
+
+def _check_log_level(config: PostalConfig) -> None:
+    if config.logging.level not in _LOG_LEVELS:
+        raise ConfigError(f"logging.level: {config.logging.level!r} is not one of {', '.join(_LOG_LEVELS)}")
+
+
 def _check_ports(config: PostalConfig) -> None:
     """Every C{*port} key, in every group, is a TCP port number (0 disables)."""
     for group in _GROUPS:
@@ -456,6 +466,7 @@ def _normalised_database_url(url: str | None, root: str) -> str | None:
 def _validate(config: PostalConfig) -> None:
     """Checks that span keys or need more than a type."""
     _check_ports(config)
+    _check_log_level(config)
     at_least_one = {
         "smtp_server.max_message_size": config.smtp_server.max_message_size,
         "worker.concurrency": config.worker.concurrency,

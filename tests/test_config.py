@@ -70,6 +70,12 @@ class ValidFileTests(_ConfigCase):
         self.assertEqual(config.dns.timeout, 2.5)
         self.assertEqual(config.source, self.path)
 
+    def test_log_level_must_be_a_level_name(self) -> None:
+        with self.assertRaises(ConfigError) as raised:
+            self.load("version: 2\nlogging:\n  level: verbose\n")
+        self.assertIn("logging.level", str(raised.exception))
+        self.assertEqual(self.load("version: 2\nlogging:\n  level: debug\n").logging.level, "debug")
+
     def test_defaults(self) -> None:
         """An empty file is Postal's defaults plus ours (interfaces.md)."""
         config = self.load("")

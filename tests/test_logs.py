@@ -8,12 +8,12 @@ import json
 import os
 
 from twisted.internet.defer import Deferred
-from twisted.logger import LogPublisher, Logger
+from twisted.logger import LogEvent, LogPublisher, Logger, globalLogPublisher
 from twisted.application.service import Service
 from twisted.trial.unittest import SynchronousTestCase
 
 from postal.config import default_config
-from postal.logs import LogFileService, ReopeningFile, log_path, observer_for
+from postal.logs import FILTERED, LogFileService, ReopeningFile, log_path, observer_for, set_level
 
 
 def _lines(path: str) -> list[dict[str, object]]:
@@ -78,6 +78,48 @@ class ObserverTests(SynchronousTestCase):
         Logger(observer=LogPublisher(observer)).info("x")
         self.assertFalse(os.path.exists(os.path.join(self.root, "log")))
         self.assertIn("x", out.getvalue())
+
+
+class LevelTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.root = self.mktemp()
+        os.makedirs(self.root)
+        self.addCleanup(set_level, "info")
+
+    def test_file_drops_events_below_the_level(self) -> None:
+        """logging.level warn: the role's file gets warnings and errors, not info or debug."""
+        config = default_config(self.root, logging={"level": "warn"})
+        observer = observer_for("smtp", config)
+        log = Logger(namespace="postal.test", observer=LogPublisher(observer))
+        log.debug("d")
+        log.info("i")
+        log.warn("w")
+        log.error("e")
+        observer.close()
+        self.assertEqual([line["log_format"] for line in _lines(log_path("smtp", config))], ["w", "e"])
+
+    def test_debug_level_keeps_debug_events(self) -> None:
+        config = default_config(self.root, logging={"level": "debug"})
+        observer = observer_for("smtp", config)
+        Logger(observer=LogPublisher(observer)).debug("d")
+        observer.close()
+        self.assertEqual([line["log_format"] for line in _lines(log_path("smtp", config))], ["d"])
+
+    def test_filtered_loggers_stop_events_before_any_observer(self) -> None:
+        """
+        A Logger on FILTERED passes events at or above the level on to the
+        global publisher (so to twistd's observer too) and drops the rest.
+        """
+        seen: list[LogEvent] = []
+        globalLogPublisher.addObserver(seen.append)
+        self.addCleanup(globalLogPublisher.removeObserver, seen.append)
+        log = Logger(namespace="postal.test.filtered", observer=FILTERED)
+        log.debug("hidden")
+        log.info("shown")
+        set_level("debug")
+        log.debug("now shown")
+        self.assertEqual([e["log_format"] for e in seen if e.get("log_namespace") == "postal.test.filtered"],
+                         ["shown", "now shown"])
 
 
 class ReopeningFileTests(SynchronousTestCase):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 from typing import Any, Protocol, Sequence, TypeVar
 
 import attrs
@@ -95,28 +96,46 @@ class _HasKey(Protocol):
 _C = TypeVar("_C", bound=_HasKey)
 
 
-def credential_for_ip(credentials: Sequence[_C], address: str) -> _C | None:
-    """
-    The SMTP-IP credential whose network contains C{address}, most specific
-    first; IPv4 networks also match IPv4-mapped IPv6 addresses.
-    """
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@lru_cache(maxsize=4096)
+def _network(key: str) -> _Network | None:
+    try:
+        return ipaddress.ip_network(key, strict=False)
+    except ValueError:
+        return None
+
+
+@lru_cache(maxsize=4096)
+def _address(address: str) -> _Address | None:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    networks = []
+        return ip.ipv4_mapped
+    return ip
+
+
+def credential_for_ip(credentials: Sequence[_C], address: str) -> _C | None:
+    """
+    The SMTP-IP credential whose network contains C{address}, most specific
+    first; IPv4 networks also match IPv4-mapped IPv6 addresses.  (Runs for
+    every RCPT: parsed addresses and networks are remembered.)
+    """
+    ip = _address(address)
+    if ip is None:
+        return None
+    best: tuple[int, _C] | None = None
     for credential in credentials:
-        try:
-            networks.append((ipaddress.ip_network(credential.key, strict=False), credential))
-        except ValueError:
+        network = _network(credential.key)
+        if network is None or ip.version != network.version or ip not in network:
             continue
-    networks.sort(key=lambda pair: pair[0].prefixlen, reverse=True)
-    for network, credential in networks:
-        if ip.version == network.version and ip in network:
-            return credential
-    return None
+        if best is None or network.prefixlen > best[0]:
+            best = (network.prefixlen, credential)
+    return None if best is None else best[1]
 
 
 def touch_credential_txn(conn: Connection, credential_id: int, now: float) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import re
+from functools import lru_cache
 from typing import Sequence
 
 from postal.clock import utc_datetime
@@ -55,6 +56,12 @@ def header_addresses(fields: Sequence[tuple[str, str]], name: str) -> list[str]:
     return [address for _, address in email.utils.getaddresses(values) if address]
 
 
+@lru_cache(maxsize=4)
+def _date(second: int) -> str:
+    # One message after another within a second share the text.
+    return email.utils.format_datetime(utc_datetime(second))
+
+
 def received_header(
     helo: str | None, client_ip: str, smtp_hostname: str, now: float, privacy: bool,
 ) -> bytes:
@@ -62,7 +69,7 @@ def received_header(
     Postal's C{Received:} line; privacy mode (on the authenticated server)
     leaves out where the message came from.
     """
-    date = email.utils.format_datetime(utc_datetime(now))
+    date = _date(int(now))
     if privacy:
         text = f"Received: by {smtp_hostname} with SMTP; {date}"
     else:

@@ -79,7 +79,7 @@ class SMTPServerProtocol(LineReceiver, TimeoutMixin):
         self.callLater = self.factory.clock.callLater  # type: ignore[method-assign,assignment]  # TimeoutMixin on our clock
         self.setTimeout(self.factory.idle_timeout)
         if self.factory.log_connections:
-            log.debug("SMTP {trace_id}: connection from {client_ip}",
+            log.info("SMTP {trace_id}: connection from {client_ip}",
                       trace_id=self.session.trace_id, client_ip=self.client_ip)
         self._send(self.session.greeting())
 

@@ -20,15 +20,20 @@ class Reply:
     code: int
     enhanced: str | None
     lines: tuple[str, ...]
+    _wire: bytes = attrs.field(init=False, repr=False, eq=False)
 
-    def to_bytes(self) -> bytes:
+    def __attrs_post_init__(self) -> None:
+        # Replies are constants sent many times: encode once.
         prefix = f"{self.enhanced} " if self.enhanced else ""
         out = []
         last = len(self.lines) - 1
         for index, line in enumerate(self.lines):
             separator = " " if index == last else "-"
             out.append(f"{self.code}{separator}{prefix}{line}\r\n")
-        return "".join(out).encode("utf-8")
+        object.__setattr__(self, "_wire", "".join(out).encode("utf-8"))
+
+    def to_bytes(self) -> bytes:
+        return self._wire
 
     @property
     def positive(self) -> bool:

@@ -22,11 +22,12 @@ from postal.intake.errors import AuthenticationFailed, MessageRejected, Recipien
 from postal.intake.recipients import Classification
 from postal.intake.service import Envelope, Intake
 from postal.intake.values import AcceptedRecipient, CredentialInfo
+from postal.logs import FILTERED
 from postal.smtp import replies as r
 from postal.smtp.auth import MECHANISMS, CramSecret, KeySecret, SASLExchange, start
 from postal.smtp.chunking import ChunkedBody, parse_bdat
 from postal.smtp.commands import CommandSyntaxError, parse_command, parse_path
-from postal.smtp.metrics import COMMANDS, EXCEPTIONS, MESSAGES
+from postal.smtp.metrics import COMMANDS, EXCEPTIONS, MESSAGES, labelled
 from postal.smtp.rejections import REJECTIONS as _REJECTIONS, count_reply as _count
 from postal.smtp.replies import Reply
 
@@ -34,7 +35,7 @@ __all__ = ["SMTPSession", "SessionSettings", "Outcome", "AuthFailureTracker"]
 
 Outcome = Union[Reply, "Deferred[Reply]"]
 
-log = Logger()
+log = Logger(observer=FILTERED)
 
 
 @attrs.frozen
@@ -130,7 +131,7 @@ class SMTPSession:
         if handler is None:
             return _count(r.R502_INVALID_COMMAND)
         if command.verb != "AUTH":  # counted per mechanism, as Postal does
-            COMMANDS.labels(command.verb).inc()
+            labelled(COMMANDS, command.verb).inc()
         outcome = handler(self, command.argument)
         if isinstance(outcome, Reply):
             return _count(outcome)
@@ -350,8 +351,8 @@ class SMTPSession:
         def stored(tokens: list[str]) -> Reply:
             tls = "yes" if self.tls else "no"
             for recipient in recipients:
-                MESSAGES.labels(recipient.kind, tls).inc()
-            log.info("SMTP {trace_id}: accepted message for {count} recipients",
+                labelled(MESSAGES, recipient.kind, tls).inc()
+            log.debug("SMTP {trace_id}: accepted message for {count} recipients",
                      trace_id=self.trace_id, count=len(tokens))
             return r.R250_QUEUED
 

@@ -34,11 +34,14 @@ from postal.db.suppressions import (
     Suppression, add_suppression_txn, recent_hard_fails_txn, remove_suppression_txn, remove_suppressions_txn,
 )
 from postal.db.webhooks import enqueue_webhook_event_txn, webhooks_for_event_txn
-from postal.delivery.values import DeliveryRecord, WorkItem
+from postal.delivery.values import ClaimRequest, DeliveryRecord, Recorded, WorkItem
 from postal.errors import NotFound
 from postal.webhooks.payloads import status_payload
 
-__all__ = ["WorkItem", "DeliveryRecord", "claim_work_txn", "record_deliveries_txn", "WEBHOOK_EVENT_FOR_STATUS"]
+__all__ = [
+    "WorkItem", "DeliveryRecord", "claim_work_txn", "record_deliveries_txn", "record_and_claim_txn",
+    "WEBHOOK_EVENT_FOR_STATUS",
+]
 
 #: The webhook event each delivery status fires (api-contract.md section 3.6).
 WEBHOOK_EVENT_FOR_STATUS = {
@@ -168,6 +171,7 @@ class _FlushState:
     rows: dict[int, Any]
     live: dict[int, int] = attrs.field(factory=dict)
     subscribed: dict[tuple[int, str], bool] = attrs.field(factory=dict)
+    webhooks_queued: int = 0
 
     def has_webhooks(self, conn: Connection, server_id: int, event: str) -> bool:
         key = (server_id, event)
@@ -207,7 +211,7 @@ def _follow_up(conn: Connection, now: float, record: DeliveryRecord, row: Any, d
         state.live[record.server_id] = state.live.get(record.server_id, 0) + 1
     event = WEBHOOK_EVENT_FOR_STATUS.get(record.status)
     if event is not None and state.has_webhooks(conn, record.server_id, event):
-        enqueue_webhook_event_txn(conn, now, record.server_id, event, status_payload(
+        state.webhooks_queued += enqueue_webhook_event_txn(conn, now, record.server_id, event, status_payload(
             row, record.status, details, record.output, record.sent_with_ssl, now, record.time))
 
 
@@ -268,16 +272,31 @@ def record_deliveries_txn(conn: Connection, now: float, records: Sequence[Delive
     Returns the delivery row ids in C{records}' order (None where the
     message is gone and only its queue row was deleted).
     """
-    state = _FlushState(rows=_message_rows(conn, [r.message_id for r in records]))
+    return list(record_and_claim_txn(conn, now, records).delivery_ids)
+
+
+def record_and_claim_txn(
+    conn: Connection, now: float, records: Sequence[DeliveryRecord], claim: ClaimRequest | None = None,
+) -> Recorded:
+    """
+    L{record_deliveries_txn}, then (with C{claim}) L{claim_work_txn} in the
+    same transaction: the worker's next claim shares the outcomes' commit.
+    """
+    state = _FlushState(rows=_message_rows(conn, [r.message_id for r in records])) if records else _FlushState({})
     ids: list[int | None] = [None] * len(records)
     gone = [r.queue_id for r in records if r.message_id not in state.rows]
     if gone:
         conn.execute(delete(s.queued_messages).where(s.queued_messages.c.id.in_(gone)))
     simple = [i for i, r in enumerate(records) if r.message_id in state.rows and is_simple(r)]
-    for i, delivery_id in zip(simple, _record_simple(conn, now, [records[i] for i in simple], state)):
-        ids[i] = delivery_id
+    if simple:
+        for i, delivery_id in zip(simple, _record_simple(conn, now, [records[i] for i in simple], state)):
+            ids[i] = delivery_id
     for i, record in enumerate(records):
         if record.message_id in state.rows and not is_simple(record):
             ids[i] = record_delivery_txn(conn, now, record, state)
     _flush_live(conn, now, state)
-    return ids
+    claimed: list[WorkItem] = []
+    if claim is not None:
+        claimed = claim_work_txn(conn, now, claim.holder, claim.lease_seconds, claim.limit,
+                                 claim.skip_batch_keys, claim.batch_prefix)
+    return Recorded(delivery_ids=tuple(ids), webhooks_queued=state.webhooks_queued, claimed=tuple(claimed))

@@ -14,11 +14,11 @@ import attrs
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
-from postal.db.deliveries import claim_work_txn, record_deliveries_txn
+from postal.db.deliveries import claim_work_txn, record_and_claim_txn
 from postal.db.pool import TransactionPool
 from postal.db.queue import release_txn, renew_leases_txn, requeue_and_measure_txn
 from postal.delivery.interfaces import IDeliveryQueue, IQueueMaintenance
-from postal.delivery.values import DeliveryRecord, QueueStats, RequeueResult, WorkItem
+from postal.delivery.values import ClaimRequest, DeliveryRecord, QueueStats, Recorded, RequeueResult, WorkItem
 
 __all__ = ["SQLDeliveryQueue", "SQLQueueMaintenance"]
 
@@ -35,8 +35,9 @@ class SQLDeliveryQueue:
         return self._pool.run_in_transaction("claim_work", claim_work_txn, now, holder, lease_seconds, limit,
                                              skip_batch_keys, batch_prefix)
 
-    def record(self, now: float, records: Sequence[DeliveryRecord]) -> Deferred[list[int | None]]:
-        return self._pool.run_in_transaction("record_deliveries", record_deliveries_txn, now, records)
+    def record(self, now: float, records: Sequence[DeliveryRecord],
+               claim: ClaimRequest | None = None) -> Deferred[Recorded]:
+        return self._pool.run_in_transaction("record_deliveries", record_and_claim_txn, now, records, claim)
 
     def release(self, holder: str, queue_ids: Sequence[int]) -> Deferred[int]:
         return self._pool.run_in_transaction("release_claims", release_txn, holder, queue_ids)

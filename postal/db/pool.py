@@ -12,7 +12,10 @@ safely cross threads).  Deadlocks, serialisation failures and SQLite's
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 import time
+import weakref
 from typing import Any, Callable, Concatenate, ParamSpec, Protocol, TypeVar
 
 import attrs
@@ -67,10 +70,57 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     cursor.close()
 
 
+#: Pauses between attempts to take SQLite's write lock: short, because the
+#: lock is held for a commit (a millisecond or two) and SQLite's own busy
+#: handler sleeps 1, 2, 5, 10, 15, 20, 25... ms, so a writer in another
+#: process kept waiting long after the lock was free.
+_BEGIN_FIRST_PAUSE = 0.00005
+_BEGIN_LONGEST_PAUSE = 0.001
+_BEGIN_GIVE_UP = 30.0
+
+
 def _sqlite_begin(connection: Connection) -> None:
-    # pysqlite's own transaction handling is off (see make_engine); start a
-    # write transaction up front so two writers never deadlock on upgrade.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    """
+    Start a write transaction up front (pysqlite's own transaction handling
+    is off, see make_engine) so two writers never deadlock on upgrade.
+    While another process holds the write lock, retry after a short pause
+    rather than in SQLite's busy handler (see L{_BEGIN_FIRST_PAUSE}); the
+    busy timeout still covers every other statement.
+    """
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    raw.execute("PRAGMA busy_timeout=0")
+    try:
+        pause = _BEGIN_FIRST_PAUSE
+        give_up = time.monotonic() + _BEGIN_GIVE_UP
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > give_up:
+                    # As SQLAlchemy would have wrapped it, so the retry rules apply.
+                    raise OperationalError("BEGIN IMMEDIATE", None, e) from e
+            time.sleep(pause)
+            pause = min(pause * 2, _BEGIN_LONGEST_PAUSE)
+    finally:
+        raw.execute("PRAGMA busy_timeout=30000")
+
+
+#: One writer per SQLite database at a time in this process: the threads of
+#: a pool queue here (handed over at once) instead of each polling SQLite.
+_sqlite_writers: "weakref.WeakKeyDictionary[Engine, threading.Lock]" = weakref.WeakKeyDictionary()
+_sqlite_writers_lock = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> threading.Lock | None:
+    if engine.dialect.name != "sqlite":
+        return None
+    with _sqlite_writers_lock:
+        lock = _sqlite_writers.get(engine)
+        if lock is None:
+            lock = _sqlite_writers[engine] = threading.Lock()
+        return lock
 
 
 def make_engine(url: str, pool_size: int = 10) -> Engine:
@@ -119,12 +169,17 @@ def run_transaction_body(
 ) -> _R:
     """Run C{fn} in a transaction on this thread, retrying transient failures."""
     attempt = 0
+    writer = _writer_lock(engine)
     while True:
         attempt += 1
         started = time.perf_counter()
         try:
-            with engine.begin() as connection:
-                result = fn(connection, *args, **kwargs)
+            if writer is None:
+                with engine.begin() as connection:
+                    result = fn(connection, *args, **kwargs)
+            else:
+                with writer, engine.begin() as connection:
+                    result = fn(connection, *args, **kwargs)
             _check_result(name, result)
             return result
         except DBAPIError as e:

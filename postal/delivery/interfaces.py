@@ -13,7 +13,7 @@ from typing import Sequence
 from twisted.internet.defer import Deferred
 from zope.interface import Interface
 
-from postal.delivery.values import DeliveryRecord, QueueStats, RequeueResult, WorkItem
+from postal.delivery.values import ClaimRequest, DeliveryRecord, QueueStats, Recorded, RequeueResult, WorkItem
 
 __all__ = ["IDeliveryQueue", "IQueueMaintenance"]
 
@@ -29,11 +29,13 @@ class IDeliveryQueue(Interface):
         pipeline decides on, in one transaction.
         """
 
-    def record(now: float, records: Sequence[DeliveryRecord]) -> Deferred[list[int | None]]:
+    def record(now: float, records: Sequence[DeliveryRecord],
+               claim: ClaimRequest | None = None) -> Deferred[Recorded]:
         """
         Store outcomes (delivery rows, message status, queue update,
         statistics, suppression changes, webhook requests) in one
-        transaction; fires after the commit.
+        transaction; fires after the commit.  With C{claim}, the same
+        transaction then claims as L{claim} would: one commit instead of two.
         """
 
     def release(holder: str, queue_ids: Sequence[int]) -> Deferred[int]:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # records only
     from postal.db.servers import Server
     from postal.db.suppressions import Suppression
 
-__all__ = ["WorkItem", "DeliveryRecord", "QueueStats", "RequeueResult"]
+__all__ = ["WorkItem", "DeliveryRecord", "ClaimRequest", "Recorded", "QueueStats", "RequeueResult"]
 
 
 @attrs.frozen
@@ -66,6 +66,29 @@ class DeliveryRecord:
     unsuppress: bool = False
     #: Postal's rule: a hard failure after another in the last day suppresses.
     suppress_on_repeated_hard_fail: bool = False
+
+
+@attrs.frozen
+class ClaimRequest:
+    """What to claim next, asked for in the same transaction as outcomes are recorded."""
+
+    holder: str
+    lease_seconds: float
+    limit: int
+    skip_batch_keys: tuple[str, ...] = ()
+    batch_prefix: str | None = None
+
+
+@attrs.frozen
+class Recorded:
+    """What recording a batch of outcomes (and claiming, if asked) did."""
+
+    #: Delivery row ids in the records' order (None where the message was gone).
+    delivery_ids: tuple[int | None, ...]
+    #: Webhook requests queued for these outcomes: the webhook sender has work.
+    webhooks_queued: int = 0
+    #: The rows claimed by the L{ClaimRequest}, if there was one.
+    claimed: tuple[WorkItem, ...] = ()
 
 
 @attrs.frozen

@@ -26,7 +26,7 @@ from postal.delivery.outgoing import (
     Decision, Drop, KeyCache, Policy, SendPlan, decide, error_record, record_for_result,
 )
 from postal.delivery.sender import SendResult
-from postal.delivery.values import DeliveryRecord, WorkItem
+from postal.delivery.values import ClaimRequest, DeliveryRecord, WorkItem
 
 __all__ = ["DeliveryWorker", "IMessageSender"]
 
@@ -69,9 +69,10 @@ class DeliveryWorker(Service):
     _lease_seconds: float = 300.0
     _poll_interval: float = 5.0
     _batch_size: int = 100
+    _batch_prefix: str = "outgoing-"
     #: Runs the batch's decisions (DKIM signing): inline by default, a thread in production.
     _run_in_thread: Callable[..., Deferred[Any]] = attrs.field(default=_inline)
-    #: Called after each commit of outcomes: wakes the webhook sender for the rows it queued.
+    #: Called after a commit of outcomes that queued webhook requests: wakes the webhook sender.
     _after_record: Callable[[], None] | None = None
     _held: dict[int, WorkItem] = attrs.field(factory=dict)
     _destinations: dict[str, _Destination] = attrs.field(factory=dict)
@@ -154,18 +155,26 @@ class DeliveryWorker(Service):
         self._poll = self._clock.callLater(self._poll_interval, self.wake)
 
     def _saturated(self) -> list[str]:
-        return [k for k, d in self._destinations.items() if d.lanes >= self._per_destination]
+        """
+        Destinations not to claim for: every connection busy and a round of
+        messages waiting for each.  (Claiming on for a destination with
+        only busy connections keeps them fed; the bound leaves room for others.)
+        """
+        return [k for k, d in self._destinations.items()
+                if d.lanes >= self._per_destination and len(d.plans) >= self._per_destination]
 
     async def _fill(self) -> None:
         self._claiming = True
         try:
             while not self._stopping:
                 self._again = False
+                if self._flushing:
+                    return  # the transaction recording outcomes will claim (L{_claim_with_record})
                 free = self._concurrency - len(self._held)
                 if free <= 0 or (free < self._min_claim() and self._plans_waiting()):
                     return
                 items = await self._queue.claim(self._clock.seconds(), self._holder, self._lease_seconds,
-                                                min(self._batch_size, free), self._saturated(), "outgoing-")
+                                                min(self._batch_size, free), self._saturated(), self._batch_prefix)
                 if not items:
                     if not self._again:
                         break
@@ -256,14 +265,22 @@ class DeliveryWorker(Service):
             Deferred.fromCoroutine(self._flush()).addErrback(self._loop_failed)
 
     async def _flush(self) -> None:
-        """Group commit: everything pending goes in one transaction; repeat while more arrive."""
+        """
+        Group commit: everything pending goes in one transaction; repeat
+        while more arrive.  When the freed places make room for a claim
+        and no claim is running, the same transaction makes it.
+        """
         self._flushing = True
+        claimed = False
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
+                claim = self._claim_with_record(len(batch))
                 try:
-                    await self._queue.record(self._clock.seconds(), [r for r, _ in batch])
+                    recorded = await self._queue.record(self._clock.seconds(), [r for r, _ in batch], claim)
                 except Exception:
+                    if claim is not None:
+                        self._claiming = False
                     ERRORS.inc()
                     log.failure("Recording {count} deliveries failed; retrying", count=len(batch))
                     self._pending = batch + self._pending
@@ -272,12 +289,44 @@ class DeliveryWorker(Service):
                 for record, queue_id in batch:
                     DELIVERIES.labels(record.status).inc()
                     self._held.pop(queue_id, None)
-                if self._after_record is not None:
+                if recorded.webhooks_queued and self._after_record is not None:
                     self._after_record()
+                if claim is not None:
+                    claimed = True
+                    Deferred.fromCoroutine(self._start_claimed(recorded.claimed, claim.limit)).addErrback(
+                        self._loop_failed)
         finally:
             self._flushing = False
         self._check_idle()
-        self.wake()
+        if not claimed:  # otherwise L{_start_claimed} claims on when there may be more
+            self.wake()
+
+    def _claim_with_record(self, freed: int) -> ClaimRequest | None:
+        """
+        The claim to make in the transaction recording C{freed} outcomes, on
+        the terms L{_fill} claims on; None when a claim is running or there
+        is no room.  Marks the claim as running.
+        """
+        if self._claiming or self._stopping:
+            return None
+        free = self._concurrency - len(self._held) + freed
+        if free <= 0 or (free < self._min_claim() and self._plans_waiting()):
+            return None
+        self._claiming = True
+        return ClaimRequest(self._holder, self._lease_seconds, min(self._batch_size, free),
+                            tuple(self._saturated()), self._batch_prefix)
+
+    async def _start_claimed(self, items: Sequence[WorkItem], limit: int) -> None:
+        """Start what a record transaction claimed, then claim on if the queue may hold more."""
+        try:
+            if items:
+                await self._start(items)
+        finally:
+            self._claiming = False
+        if self._again or len(items) >= limit:
+            self.wake()
+        else:
+            self._schedule_poll()
 
     async def _renew(self) -> None:
         ids = list(self._held)

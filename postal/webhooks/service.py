@@ -28,6 +28,10 @@ __all__ = ["build_webhook_sender", "WEBHOOK_CONCURRENCY"]
 WEBHOOK_CONCURRENCY = 50
 
 
+#: The webhook sender polls at the worker's interval, but not more often than this.
+WEBHOOK_MIN_POLL_SECONDS = 1.0
+
+
 def build_webhook_sender(config: PostalConfig, reactor: Any, queue: IWebhookQueue) -> WebhookSender:
     """The webhook sender service (named C{webhook-sender}) working from C{queue}."""
     key_path = config.postal.signing_key_path or os.path.join(config.root, "signing.key")
@@ -43,6 +47,9 @@ def build_webhook_sender(config: PostalConfig, reactor: Any, queue: IWebhookQueu
         holder=f"{socket.gethostname()}:{os.getpid()}:webhooks",
         user_agent=f"Postal/{__version__}",
         concurrency=WEBHOOK_CONCURRENCY,
-        poll_interval=config.worker.poll_interval,
+        # The worker wakes it after queueing requests; polls find only those
+        # others queued (cron's notices) and retries come due, so a worker
+        # polling SQLite many times a second does not make it do the same.
+        poll_interval=max(config.worker.poll_interval, WEBHOOK_MIN_POLL_SECONDS),
         close_connections=connections.closeCachedConnections,
     )

@@ -58,6 +58,22 @@ class RecordingSender:
         return succeed([])
 
 
+class _CountingQueue(SQLDeliveryQueue):
+    """The SQL queue, counting claims made alone and claims made with outcomes."""
+
+    claims = 0
+    claims_with_records = 0
+
+    def claim(self, *args: Any) -> Deferred[Any]:
+        self.claims += 1
+        return super().claim(*args)
+
+    def record(self, now: float, records: Any, claim: Any = None) -> Deferred[Any]:
+        if claim is not None:
+            self.claims_with_records += 1
+        return super().record(now, records, claim)
+
+
 class _Fixture(SynchronousTestCase):
     """An account, a webhook, a clock and a worker factory."""
 
@@ -107,6 +123,38 @@ class WorkerTests(_Fixture):
         seen: list[list[str]] = []
         self.worker(RecordingSender(), after_record=lambda: seen.append([e for e, _ in self.webhook_events()]))
         self.assertEqual(seen, [["MessageSent"]])
+
+    def test_webhook_sender_is_not_woken_when_no_webhook_wants_the_outcome(self) -> None:
+        """Outcomes that queued no webhook request do not wake the webhook sender (it would only poll)."""
+        self.execute(update(s.webhooks).values(enabled=False))
+        queue_messages(self.pool, self.account, ["user@dest.test"])
+        woken: list[int] = []
+        sender = RecordingSender()
+        self.worker(sender, after_record=lambda: woken.append(1))
+        self.assertEqual((len(sender.calls), woken, self.webhook_events()), (1, [], []))
+
+    def test_next_claim_shares_the_transaction_recording_outcomes(self) -> None:
+        """
+        Once sends finish, the transaction that records their outcomes also
+        claims the next messages: most rounds cost one write transaction,
+        not two.  Every message is still sent once and recorded.
+        """
+        stored = queue_messages(self.pool, self.account, [f"u{i}@one.test" for i in range(40)])
+        queue = _CountingQueue(self.pool)
+        sender = RecordingSender(hold=True)
+        worker = DeliveryWorker(self.clock, queue, sender, self.policy, KeyCache(load_private_key(dkim_key_pem())),
+                                "worker-1", concurrency=8, per_destination=4, batch_size=8)
+        worker.startService()
+        self.addCleanup(lambda: worker.running and worker.stopService())
+        while sender.waiting:
+            waiting, sender.waiting = sender.waiting, []
+            for d in waiting:
+                d.callback(SENT)
+        self.assertEqual(len(sender.calls), 40)
+        self.assertEqual({self.message(m.id).status for m in stored}, {"Sent"})
+        self.assertEqual(self.queue_rows(), [])
+        # Claims alone: the first, and a few when a connection ran dry.
+        self.assertLess(queue.claims, queue.claims_with_records)
 
     def test_sent_message_is_signed_recorded_and_dequeued(self) -> None:
         """A sent message is DKIM-signed, recorded Sent with a MessageSent webhook, and leaves the queue."""

@@ -169,10 +169,10 @@ class DeliveryWorker(Service):
             while not self._stopping:
                 self._again = False
                 if self._flushing:
-                    return  # the transaction recording outcomes will claim (L{_claim_with_record})
+                    break  # the transaction recording outcomes will claim (L{_claim_with_record})
                 free = self._concurrency - len(self._held)
                 if free <= 0 or (free < self._min_claim() and self._plans_waiting()):
-                    return
+                    break
                 items = await self._queue.claim(self._clock.seconds(), self._holder, self._lease_seconds,
                                                 min(self._batch_size, free), self._saturated(), self._batch_prefix)
                 if not items:
@@ -298,7 +298,7 @@ class DeliveryWorker(Service):
         finally:
             self._flushing = False
         self._check_idle()
-        if not claimed:  # otherwise L{_start_claimed} claims on when there may be more
+        if not (claimed and self._claiming):  # else L{_start_claimed}, still running, claims on
             self.wake()
 
     def _claim_with_record(self, freed: int) -> ClaimRequest | None:

@@ -89,6 +89,14 @@ def _sqlite_begin(connection: Connection) -> None:
     """
     raw = connection.connection.driver_connection
     assert raw is not None
+    try:
+        _begin_immediate(raw)
+    except sqlite3.Error as e:
+        # Wrapped as SQLAlchemy wraps driver errors, so the retry rules apply.
+        raise DBAPIError.instance("BEGIN IMMEDIATE", None, e, sqlite3.Error) from e
+
+
+def _begin_immediate(raw: sqlite3.Connection) -> None:
     raw.execute("PRAGMA busy_timeout=0")
     try:
         pause = _BEGIN_FIRST_PAUSE
@@ -99,8 +107,7 @@ def _sqlite_begin(connection: Connection) -> None:
                 return
             except sqlite3.OperationalError as e:
                 if "locked" not in str(e) or time.monotonic() > give_up:
-                    # As SQLAlchemy would have wrapped it, so the retry rules apply.
-                    raise OperationalError("BEGIN IMMEDIATE", None, e) from e
+                    raise
             time.sleep(pause)
             pause = min(pause * 2, _BEGIN_LONGEST_PAUSE)
     finally:

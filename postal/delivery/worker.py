@@ -115,9 +115,10 @@ class DeliveryWorker(Service):
         for queue_id in unstarted:
             self._held.pop(queue_id, None)
         if unstarted:
-            await self._queue.release(self._holder, unstarted)
+            await self._release(unstarted)
             log.info("Released {count} claimed messages on shutdown", count=len(unstarted))
-        if self._held:
+        if self._held or self._pending or self._claiming:
+            # Started sends finish and are recorded; a claim in flight is released when it lands.
             d: Deferred[None] = Deferred()
             self._idle_waiters.append(d)
             await d
@@ -126,7 +127,7 @@ class DeliveryWorker(Service):
 
     def _check_idle(self) -> None:
         IN_FLIGHT.set(len(self._held))
-        if not self._held and not self._pending:
+        if not self._held and not self._pending and not self._claiming:
             waiters, self._idle_waiters = self._idle_waiters, []
             for d in waiters:
                 d.callback(None)
@@ -182,6 +183,7 @@ class DeliveryWorker(Service):
                 await self._start(items)
         finally:
             self._claiming = False
+            self._check_idle()
         self._schedule_poll()
 
     def _min_claim(self) -> int:
@@ -220,7 +222,7 @@ class DeliveryWorker(Service):
                 key = item.queued.batch_key or decision.domain
                 self._destinations.setdefault(key, _Destination(key)).plans.append(decision)
         if unstarted:
-            await self._queue.release(self._holder, unstarted)
+            await self._release(unstarted)
             for queue_id in unstarted:
                 self._held.pop(queue_id, None)
             self._check_idle()
@@ -286,15 +288,20 @@ class DeliveryWorker(Service):
                     self._pending = batch + self._pending
                     await _sleep(self._clock, 1.0)
                     continue
+                if claim is not None:
+                    # First: these rows are leased to us and must be held (and renewed) at once.
+                    claimed = True
+                    Deferred.fromCoroutine(self._start_claimed(recorded.claimed, claim.limit)).addErrback(
+                        self._loop_failed)
                 for record, queue_id in batch:
                     DELIVERIES.labels(record.status).inc()
                     self._held.pop(queue_id, None)
                 if recorded.webhooks_queued and self._after_record is not None:
-                    self._after_record()
-                if claim is not None:
-                    claimed = True
-                    Deferred.fromCoroutine(self._start_claimed(recorded.claimed, claim.limit)).addErrback(
-                        self._loop_failed)
+                    try:
+                        self._after_record()
+                    except Exception:
+                        ERRORS.inc()
+                        log.failure("Waking the webhook sender failed")
         finally:
             self._flushing = False
         self._check_idle()
@@ -323,15 +330,31 @@ class DeliveryWorker(Service):
                 await self._start(items)
         finally:
             self._claiming = False
+            self._check_idle()
         if self._again or len(items) >= limit:
             self.wake()
         else:
             self._schedule_poll()
 
     async def _renew(self) -> None:
+        """Extend the leases of everything held; a failure is logged and the next round tries again."""
         ids = list(self._held)
-        if ids:
+        if not ids:
+            return
+        try:
             await self._queue.renew(self._clock.seconds(), self._holder, ids, self._lease_seconds)
+        except Exception:
+            ERRORS.inc()
+            log.failure("Renewing {count} leases failed; trying again next round", count=len(ids))
+
+    async def _release(self, queue_ids: list[int]) -> None:
+        """Give rows back; if that fails their leases run out and the requeuer returns them."""
+        try:
+            await self._queue.release(self._holder, queue_ids)
+        except Exception:
+            ERRORS.inc()
+            log.failure("Releasing {count} claimed messages failed; their leases will expire",
+                        count=len(queue_ids))
 
 
 def _drop_record(item: WorkItem, holder: str) -> DeliveryRecord:

@@ -78,6 +78,7 @@ class WebhookSender(Service):
     close_connections: Callable[[], Deferred[Any]] | None = None
     _in_flight: set[Deferred[None]] = attrs.field(factory=set, init=False)
     _claiming: bool = attrs.field(default=False, init=False)
+    _again: bool = attrs.field(default=False, init=False)
     _poll: IDelayedCall | None = attrs.field(default=None, init=False)
     _to_record: list[tuple[AttemptOutcome, Deferred[bool]]] = attrs.field(factory=list, init=False)
     _recording: bool = attrs.field(default=False, init=False)
@@ -106,7 +107,10 @@ class WebhookSender(Service):
 
     def wake(self) -> None:
         """Look for due requests now (new ones were queued)."""
-        if not self.running or self._claiming:
+        if not self.running:
+            return
+        if self._claiming:
+            self._again = True  # claim again once this claim lands: it may predate the new rows
             return
         free = self.concurrency - len(self._in_flight)
         if free <= 0 or (self._in_flight and free < self.concurrency // 2):
@@ -126,15 +130,19 @@ class WebhookSender(Service):
 
     def _claim_failed(self, failure: Any) -> None:
         self._claiming = False
+        self._again = False
         log.failure("Could not claim webhook requests", failure)
         self._schedule_poll()
 
     def _claimed(self, requests: list[WebhookRequest], asked: int) -> None:
         self._claiming = False
+        again, self._again = self._again, False
         for request in requests:
             d = Deferred.fromCoroutine(self._send(request))
             self._in_flight.add(d)
             d.addBoth(self._finished, d)
+        if again:
+            self.wake()
         if len(requests) < asked:
             self._schedule_poll()
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import dkim
 from sqlalchemy import select, update
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -327,6 +327,47 @@ class WorkerTests(_Fixture):
         until: Any = self.pool.call("l", lambda c: c.execute(select(s.queued_messages.c.locked_until)).scalar())
         self.assertGreater(until, self.clock.seconds())
         sender.waiting[0].callback(SENT)
+
+    def test_lease_renewal_survives_a_failed_round(self) -> None:
+        """A renewal that fails (database away for a moment) is logged; the next round renews."""
+        class Flaky(SQLDeliveryQueue):
+            failures = 1
+
+            def renew(self, *args: Any) -> Deferred[int]:
+                if self.failures:
+                    self.failures -= 1
+                    return fail(RuntimeError("database away"))
+                return super().renew(*args)
+
+        queue_messages(self.pool, self.account, ["a@one.test"])
+        sender = RecordingSender(hold=True)
+        worker = DeliveryWorker(self.clock, Flaky(self.pool), sender, self.policy,
+                                KeyCache(load_private_key(dkim_key_pem())), "worker-1", lease_seconds=60)
+        worker.startService()
+        self.addCleanup(lambda: worker.running and worker.stopService())
+        for _ in range(10):
+            self.clock.advance(20)
+        until: Any = self.pool.call("l", lambda c: c.execute(select(s.queued_messages.c.locked_until)).scalar())
+        self.assertGreater(until, self.clock.seconds())
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        sender.waiting[0].callback(SENT)
+
+    def test_stop_completes_when_releasing_fails(self) -> None:
+        """If giving unstarted rows back fails, the stop still completes; their leases run out."""
+        class NoRelease(SQLDeliveryQueue):
+            def release(self, *args: Any) -> Deferred[int]:
+                return fail(RuntimeError("database away"))
+
+        queue_messages(self.pool, self.account, [f"u{i}@one.test" for i in range(3)])
+        sender = RecordingSender(hold=True)
+        worker = DeliveryWorker(self.clock, NoRelease(self.pool), sender, self.policy,
+                                KeyCache(load_private_key(dkim_key_pem())), "worker-1", per_destination=1)
+        worker.startService()
+        stopping = worker.stopService()
+        sender.waiting[0].callback(SENT)
+        self.successResultOf(stopping)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(sorted(str(r[3]) for r in self.queue_rows()), ["worker-1", "worker-1"])
 
     def test_wakeup_and_poll(self) -> None:
         """A wake-up claims at once; without one, the poll interval finds new rows."""

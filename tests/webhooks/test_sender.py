@@ -201,6 +201,37 @@ class SenderTests(SynchronousTestCase):
         self.clock.advance(1)
         self.assertEqual(len(receiver.requests), 1)
 
+    def test_wake_during_a_claim_claims_again(self) -> None:
+        """
+        Woken while a claim is in flight (which may have looked before the new
+        rows were committed), the sender claims again once it lands instead of
+        leaving them to the next poll.
+        """
+        class SlowClaims(SQLWebhookQueue):
+            held: list[tuple[Deferred[Any], Any]] = []
+
+            def claim(self, *args: Any) -> Deferred[Any]:
+                answer = super().claim(*args)
+                d: Deferred[Any] = Deferred()
+                self.held.append((d, answer))
+                return d
+
+        receiver = Receiver([200])
+        queue = SlowClaims(self.pool)
+        sender = WebhookSender(queue=queue, http=StubTreq(receiver), clock=self.clock,
+                               signer=RequestSigner(self.key), holder="test-holder", user_agent="Postal/0.1.0",
+                               poll_interval=60.0)
+        sender.startService()
+        self.addCleanup(sender.stopService)
+        self._enqueue()
+        sender.wake()
+        d, answer = queue.held.pop()
+        answer.addCallback(d.callback)  # the claim that ran before the row existed: nothing
+        self.assertEqual(receiver.requests, [])
+        d, answer = queue.held.pop()
+        answer.addCallback(d.callback)
+        self.assertEqual(len(receiver.requests), 1)
+
     def test_disabled_webhook_finishes_queue(self) -> None:
         """A webhook disabled after its requests were queued still gets them."""
         receiver = Receiver([200])

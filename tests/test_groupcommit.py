@@ -11,11 +11,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from postal.db.messages import NewTransaction, StoredMessage
 from postal.groupcommit import GroupCommitter
-from postal.intake.values import QueuedMessage, ReceivedTransaction
+from postal.db.messages import NewMessage, NewTransaction
 
 
-def transaction(name: str) -> ReceivedTransaction:
-    return ReceivedTransaction(1, name.encode(), (QueuedMessage("outgoing", f"{name}@x.test", "", 1),))
+def transaction(name: str) -> NewTransaction:
+    return NewTransaction(1, name.encode(), (NewMessage("outgoing", f"{name}@x.test", "", 1),))
 
 
 class RecordingStore:
@@ -24,7 +24,7 @@ class RecordingStore:
     def __init__(self) -> None:
         self.commits: list[tuple[list[bytes], Deferred[Any]]] = []
 
-    def store_transactions(self, now: float, transactions: Sequence[ReceivedTransaction]) -> Deferred[Any]:
+    def store_transactions(self, now: float, transactions: Sequence[NewTransaction]) -> Deferred[Any]:
         if any(t.raw == b"bad" for t in transactions):
             return fail(ValueError("bad"))
         d: Deferred[Any] = Deferred()

@@ -19,11 +19,11 @@ from zope.interface import implementer
 from postal.db import schema as s
 from postal.db._rows import inserted_id
 from postal.db.credentials import credential_for_ip, touch_credential_txn
-from postal.db.messages import NewMessage, NewTransaction, store_transactions_txn
+from postal.db.messages import NewTransaction, store_transactions_txn
 from postal.db.pool import TransactionPool
 from postal.intake.interfaces import IIntakeStore
 from postal.intake.values import (
-    CredentialInfo, DomainInfo, EndpointRef, ReceivedTransaction, RouteInfo, ServerInfo,
+    CredentialInfo, DomainInfo, EndpointRef, RouteInfo, ServerInfo,
 )
 from postal.tokens import new_uuid, route_token
 
@@ -155,17 +155,10 @@ def verified_domains_txn(conn: Connection, server_id: int, organization_id: int)
     return [DomainInfo(id=r[0], name=r[1], use_for_any=bool(r[2])) for r in rows]
 
 
-def _new_transaction(transaction: ReceivedTransaction) -> NewTransaction:
-    return NewTransaction(
-        server_id=transaction.server_id, raw=transaction.raw,
-        messages=[NewMessage(**attrs.asdict(m)) for m in transaction.messages],
-    )
-
-
 def store_received_txn(
-    conn: Connection, now: float, transactions: Sequence[ReceivedTransaction],
+    conn: Connection, now: float, transactions: Sequence[NewTransaction],
 ) -> list[list[str]]:
-    stored = store_transactions_txn(conn, now, [_new_transaction(t) for t in transactions])
+    stored = store_transactions_txn(conn, now, transactions)
     return [[message.token for message in one] for one in stored]
 
 
@@ -263,7 +256,7 @@ class SQLIntakeStore:
         return self._pool.run_in_transaction("touch_credential", touch_credential_txn, credential_id, now)
 
     def store_transactions(
-        self, now: float, transactions: Sequence[ReceivedTransaction],
+        self, now: float, transactions: Sequence[NewTransaction],
     ) -> Deferred[list[list[str]]]:
         return self._pool.run_in_transaction("store_received_messages", store_received_txn,
                                              now, list(transactions))

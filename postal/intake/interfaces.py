@@ -11,9 +11,8 @@ from typing import Sequence
 from twisted.internet.defer import Deferred
 from zope.interface import Interface
 
-from postal.intake.values import (
-    CredentialInfo, DomainInfo, ReceivedTransaction, RouteInfo, ServerInfo,
-)
+from postal.db.messages import NewTransaction
+from postal.intake.values import CredentialInfo, DomainInfo, RouteInfo, ServerInfo
 
 __all__ = ["IIntakeStore"]
 
@@ -52,7 +51,7 @@ class IIntakeStore(Interface):
         """Record that a credential was used."""
 
     def store_transactions(
-        now: float, transactions: Sequence[ReceivedTransaction],
+        now: float, transactions: Sequence[NewTransaction],
     ) -> Deferred[list[list[str]]]:
         """
         Store every transaction (raw message, message rows, queue rows) in

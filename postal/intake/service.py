@@ -14,6 +14,7 @@ import attrs
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
+from postal.db.messages import NewMessage, NewTransaction
 from postal.groupcommit import GroupCommitter
 from postal.intake.errors import (
     FROM_NAME_INVALID, LOOP_DETECTED, AuthenticationFailed, MessageRejected,
@@ -23,9 +24,7 @@ from postal.intake.headers import (
 )
 from postal.intake.interfaces import IIntakeStore
 from postal.intake.recipients import Classification, RecipientClassifier
-from postal.intake.values import (
-    AcceptedRecipient, CredentialInfo, QueuedMessage, ReceivedTransaction,
-)
+from postal.intake.values import AcceptedRecipient, CredentialInfo
 
 __all__ = ["Intake", "Envelope"]
 
@@ -49,7 +48,7 @@ class Intake:
 
     _store: IIntakeStore
     _clock: IReactorTime
-    _committer: GroupCommitter[ReceivedTransaction, list[str]]
+    _committer: GroupCommitter[NewTransaction, list[str]]
     _classifier: RecipientClassifier
     smtp_hostname: str
 
@@ -110,7 +109,7 @@ class Intake:
                                  self._clock.seconds(), privacy)
         subject = _last(header_values(fields, "subject"))
         message_id = _last(header_values(fields, "message-id"))
-        transaction = ReceivedTransaction(
+        transaction = NewTransaction(
             server_id=envelope.recipients[0].server.id, raw=header + envelope.body,
             messages=tuple(_messages(envelope, subject, message_id, domain_id)),
         )
@@ -122,10 +121,10 @@ def _last(values: Sequence[str]) -> str | None:
 
 
 def _messages(envelope: Envelope, subject: str | None, message_id: str | None,
-              domain_id: int | None) -> list[QueuedMessage]:
+              domain_id: int | None) -> list[NewMessage]:
     messages = []
     for recipient in envelope.recipients:
-        base = QueuedMessage(
+        base = NewMessage(
             scope=recipient.scope, rcpt_to=recipient.rcpt_to, mail_from=envelope.mail_from,
             server_id=recipient.server.id, subject=subject, message_id=message_id,
             received_with_ssl=envelope.tls, bounce=recipient.bounce,

@@ -1,7 +1,9 @@
 # -*- test-case-name: tests.intake.test_recipients -*-
 """
 The values intake logic works with.  The storage layer builds them from its
-own records, so logic never depends on SQLAlchemy types.
+own records, so logic never depends on SQLAlchemy types.  What intake
+stores it hands over as the store's own frozen records
+(L{postal.db.messages.NewTransaction}), as the API's submission does.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import attrs
 
 __all__ = [
     "ServerInfo", "CredentialInfo", "EndpointRef", "RouteInfo", "DomainInfo",
-    "AcceptedRecipient", "QueuedMessage", "ReceivedTransaction",
+    "AcceptedRecipient",
 ]
 
 
@@ -86,32 +88,3 @@ class AcceptedRecipient:
     def kind(self) -> str:
         """Postal's metric label: outgoing, incoming or bounce."""
         return "bounce" if self.bounce else self.scope
-
-
-@attrs.frozen
-class QueuedMessage:
-    """One message row (and queue row) to create: mirrors the store's record."""
-
-    scope: str
-    rcpt_to: str
-    mail_from: str
-    server_id: int
-    subject: str | None = None
-    message_id: str | None = None
-    domain_id: int | None = None
-    credential_id: int | None = None
-    route_id: int | None = None
-    endpoint_id: int | None = None
-    endpoint_type: str | None = None
-    received_with_ssl: bool | None = None
-    bounce: bool = False
-    tag: str | None = None
-
-
-@attrs.frozen
-class ReceivedTransaction:
-    """One raw message (Received header included) and its message rows."""
-
-    server_id: int
-    raw: bytes
-    messages: tuple[QueuedMessage, ...]

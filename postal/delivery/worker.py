@@ -171,8 +171,8 @@ class DeliveryWorker(Service):
                 self._again = False
                 if self._flushing:
                     break  # the transaction recording outcomes will claim (L{_claim_with_record})
-                free = self._concurrency - len(self._held)
-                if free <= 0 or (free < self._min_claim() and self._plans_waiting()):
+                free = self._room(0)
+                if not free:
                     break
                 items = await self._queue.claim(self._clock.seconds(), self._holder, self._lease_seconds,
                                                 min(self._batch_size, free), self._saturated(), self._batch_prefix)
@@ -185,6 +185,17 @@ class DeliveryWorker(Service):
             self._claiming = False
             self._check_idle()
         self._schedule_poll()
+
+    def _room(self, freed: int) -> int:
+        """
+        How many to claim once C{freed} held messages are done: 0 while there
+        is no room, or (with queued sends still waiting) too little for a
+        worthwhile claim.
+        """
+        free = self._concurrency - len(self._held) + freed
+        if free <= 0 or (free < self._min_claim() and self._plans_waiting()):
+            return 0
+        return free
 
     def _min_claim(self) -> int:
         """Claims smaller than this wait while lanes still have work: fewer, larger claim transactions."""
@@ -316,8 +327,8 @@ class DeliveryWorker(Service):
         """
         if self._claiming or self._stopping:
             return None
-        free = self._concurrency - len(self._held) + freed
-        if free <= 0 or (free < self._min_claim() and self._plans_waiting()):
+        free = self._room(freed)
+        if not free:
             return None
         self._claiming = True
         return ClaimRequest(self._holder, self._lease_seconds, min(self._batch_size, free),

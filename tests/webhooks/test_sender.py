@@ -208,7 +208,9 @@ class SenderTests(SynchronousTestCase):
         leaving them to the next poll.
         """
         class SlowClaims(SQLWebhookQueue):
-            held: list[tuple[Deferred[Any], Any]] = []
+            def __init__(self, pool: Any) -> None:
+                super().__init__(pool)
+                self.held: list[tuple[Deferred[Any], Any]] = []
 
             def claim(self, *args: Any) -> Deferred[Any]:
                 answer = super().claim(*args)
